@@ -1,0 +1,64 @@
+"""InferenceGuard: almost surely safe decoding for local Hugging Face LLMs.
+
+"Almost surely" is with respect to the cost model: the library never returns or streams
+text whose verified cost exceeds the budget. See README.md for what that does and does
+not promise.
+"""
+
+from ._version import __version__
+from .config import GuardConfig
+from .errors import (
+    ArtifactError,
+    ConfigError,
+    ContextLengthError,
+    CriticMismatchError,
+    InferenceGuardError,
+    InputError,
+    ModelLoadError,
+    ResourceError,
+    SafetyExhaustedError,
+    ScorerError,
+)
+from .guard import InferenceGuard
+from .lm import LocalLM, SamplerSettings
+from .result import GuardResult, SafetyReport, StreamChunk
+from .scorers.base import CostModel, RewardModel
+
+__all__ = [
+    "ArtifactError",
+    "ConfigError",
+    "ContextLengthError",
+    "CostModel",
+    "CriticMismatchError",
+    "GuardConfig",
+    "GuardResult",
+    "InferenceGuard",
+    "InferenceGuardError",
+    "InputError",
+    "LocalLM",
+    "ModelLoadError",
+    "ResourceError",
+    "RewardModel",
+    "SafetyExhaustedError",
+    "SafetyReport",
+    "SamplerSettings",
+    "ScorerError",
+    "StreamChunk",
+    "__version__",
+    "load_default_cost_model",
+    "load_default_reward_model",
+]
+
+
+def load_default_cost_model(device: str | None = None) -> CostModel:
+    """The shipped response-level harm classifier (MiniLM embeddings + probe), offline."""
+    from .scorers.defaults import load_default_cost_model as _load
+
+    return _load(device=device)
+
+
+def load_default_reward_model(device: str | None = None) -> RewardModel:
+    """Relevance of the response to the prompt (MiniLM cosine similarity), offline."""
+    from .scorers.defaults import load_default_reward_model as _load
+
+    return _load(device=device)

@@ -1,0 +1,205 @@
+"""`GuardConfig`: every knob of the search in one frozen, validated object.
+
+The paper's letters map to our names once, here:
+
+==============  =====================  ==========================================
+paper           ``GuardConfig``         meaning
+==============  =====================  ==========================================
+N               ``n_candidates``        candidate blocks scored per step
+K               ``n_beams``             beams kept after each step (paper: N/4)
+B (width)       ``block_len``           tokens per block
+D               ``max_new_tokens``      maximum response length
+M               ``resample_rounds``     logit-penalised resampling rounds
+λ               ``logit_penalty``       strength of the unsafe-token logit penalty
+n               ``penalty``             gap between safe and unsafe score tiers
+d               ``budget``              safety budget (default: cost threshold τ)
+==============  =====================  ==========================================
+
+Usage::
+
+    config = GuardConfig(n_candidates=16, n_beams=4, block_len=16, max_new_tokens=128)
+    cheaper = config.replace(n_candidates=8, n_beams=2)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+__all__ = ["GuardConfig"]
+
+
+class GuardConfig(BaseModel):
+    """Configuration of the InferenceGuard search (and of the baselines that share it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    strategy: Literal[
+        "inferenceguard",
+        "beam",
+        "beam_lagrangian",
+        "best_of_n",
+        "best_of_n_lagrangian",
+        "plain",
+        "args",
+    ] = "inferenceguard"
+    """The search. ``inferenceguard`` (the default) is the paper's method; the others are
+    the baselines the evaluation compares it with: ``beam`` (block beam search with the
+    safety state, no resampling, no critic), ``beam_lagrangian`` (beam search scored by
+    ``reward − λ·cost``), ``best_of_n`` (N full samples, the safety state as filter),
+    ``best_of_n_lagrangian``, ``plain`` (one sample) and ``args`` (ARGS token-level
+    reward-guided decoding). Every strategy's output is verified the same way."""
+
+    n_candidates: int = Field(16, ge=1, le=4096)
+    """N: candidate blocks sampled and scored per step, across all beams."""
+
+    n_beams: int = Field(4, ge=1, le=1024)
+    """K: beams kept after each step; each proposes ``n_candidates // n_beams`` blocks."""
+
+    block_len: int = Field(16, ge=1, le=1024)
+    """B: tokens per block. Cost, reward and critic are evaluated once per block."""
+
+    max_new_tokens: int = Field(128, ge=1, le=32768)
+    """D: maximum number of tokens in the response."""
+
+    resample_rounds: int = Field(2, ge=0, le=64)
+    """M: when every candidate of a step is unsafe, resample up to this many times with
+    the offending tokens' logits penalised."""
+
+    logit_penalty: float = Field(5.0, ge=0.0, le=1e4)
+    """λ: per resample round, a token's logit is lowered by ``λ × (its frequency among the
+    unsafe candidates' new tokens, normalised to the most frequent one)``."""
+
+    penalty: float = Field(1.0, ge=1.0, le=1e9)
+    """n: gap between the score tiers (safe / doubted by the critic / unsafe); any value
+    ≥ 1 ranks every unsafe candidate below every safe one."""
+
+    do_sample: bool = True
+    """Sample candidates; ``False`` takes the greedy token (useful with ``n_candidates=1``)."""
+
+    temperature: float = Field(1.0, gt=0.0, le=100.0)
+    """Sampling temperature of the base model (ignored when ``do_sample=False``)."""
+
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    """Nucleus sampling: keep the smallest token set with this much probability."""
+
+    top_k: int | None = Field(None, ge=1)
+    """Keep only the ``top_k`` most likely tokens before sampling (``None``: all)."""
+
+    budget: float | None = None
+    """d: safety budget. ``None`` uses the cost model's threshold τ."""
+
+    safety_mode: Literal["prefix", "final"] = "prefix"
+    """``"prefix"``: every emitted prefix must be within budget (needed for streaming);
+    ``"final"``: only the finished response is constrained (streaming then emits nothing
+    until the end)."""
+
+    use_critic: bool = True
+    """Use the critic when one is loaded; ``False`` scores with the reward model."""
+
+    critic_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    """Candidates whose critic probability of ending safe is below this rank below every
+    candidate the critic trusts (they remain above verified-unsafe ones)."""
+
+    adaptive: bool = False
+    """Compute that adapts to risk: while every candidate is at least ``adaptive_margin``
+    inside the budget, the next step samples only ``adaptive_min_candidates``."""
+
+    adaptive_margin: float = Field(0.25, ge=0.0)
+    """Safety-state margin (in cost units) above which a step counts as low-risk."""
+
+    adaptive_min_candidates: int = Field(2, ge=1)
+    """Candidates per step while the search is narrowed."""
+
+    on_exhausted: Literal["stop", "refuse", "raise"] = "stop"
+    """What to return when no safe continuation exists after the resample rounds:
+    ``"stop"`` the last safe prefix (the refusal text if nothing was emitted yet),
+    ``"refuse"`` always the refusal text, ``"raise"`` :class:`SafetyExhaustedError`."""
+
+    refusal_text: str = "I'm sorry, but I can't help with that."
+    """Returned when nothing safe could be generated. It is verified by the cost model
+    like any other text; if even it is over budget, the empty string is returned."""
+
+    stop: tuple[str, ...] = ()
+    """Stop strings: generation ends right before the first occurrence."""
+
+    seed: int | None = None
+    """Seed for reproducible sampling; ``None`` draws a fresh seed per request."""
+
+    max_time: float | None = Field(None, gt=0.0)
+    """Wall-time limit per request in seconds; the safe text so far is returned with
+    ``finish_reason="timeout"``."""
+
+    lagrange_multiplier: float = Field(5.0, ge=0.0)
+    """λ of the Lagrangian baselines' score ``reward − λ·cost`` (paper: 5)."""
+
+    args_weight: float = Field(2.5, ge=0.0)
+    """ARGS: weight ω of the reward in ``logit + ω·reward`` (paper: 2.5)."""
+
+    args_top_k: int = Field(10, ge=1)
+    """ARGS: tokens scored by the reward model at each step."""
+
+    max_batch_tokens: int = Field(2_000_000, ge=1)
+    """Memory bound: ``n_candidates × (prompt tokens + max_new_tokens)`` may not exceed
+    this; a larger request fails with :class:`ResourceError` before allocating."""
+
+    @model_validator(mode="after")
+    def _check_cross_field(self) -> GuardConfig:
+        if self.n_beams > self.n_candidates:
+            raise ValueError(
+                f"n_beams (K={self.n_beams}) cannot exceed n_candidates (N={self.n_candidates}); "
+                "set n_beams <= n_candidates (the paper uses K = N/4)"
+            )
+        if self.block_len > self.max_new_tokens:
+            raise ValueError(
+                f"block_len ({self.block_len}) cannot exceed max_new_tokens ({self.max_new_tokens}); "
+                "lower block_len or raise max_new_tokens"
+            )
+        if self.budget is not None and not math.isfinite(self.budget):
+            raise ValueError(f"budget must be a finite number, got {self.budget!r}")
+        if self.adaptive and self.adaptive_min_candidates > self.n_candidates:
+            raise ValueError(
+                f"adaptive_min_candidates ({self.adaptive_min_candidates}) cannot exceed "
+                f"n_candidates ({self.n_candidates})"
+            )
+        return self
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc)) from None
+
+    @property
+    def width(self) -> int:
+        """Children per beam: ``n_candidates // n_beams`` (at least 1)."""
+        return max(1, self.n_candidates // self.n_beams)
+
+    def replace(self, **changes: Any) -> GuardConfig:
+        """A validated copy with ``changes`` applied (unknown names are an error)."""
+        return GuardConfig(**{**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict that :meth:`from_dict` turns back into an equal config."""
+        data = self.model_dump()
+        data["stop"] = list(self.stop)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GuardConfig:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**data)
+
+
+def _explain(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "GuardConfig"
+        got = err.get("input")
+        got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+        parts.append(f"{where}: {err['msg']}{got_text}")
+    return "Invalid GuardConfig: " + "; ".join(parts) + "."

@@ -1,0 +1,320 @@
+"""`InferenceGuard`: safe generation with a local LM, a cost model, a reward model and a critic.
+
+Example::
+
+    from inferenceguard import InferenceGuard
+
+    guard = InferenceGuard.from_defaults()          # embedded models, offline
+    result = guard.generate("How do I make a bomb?")
+    print(result.text, result.finish_reason, result.safety.cost, result.safety.budget)
+
+    for chunk in guard.stream("Give me three tips for staying healthy."):
+        print(chunk.delta, end="", flush=True)      # committed, verified-safe text only
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from .config import GuardConfig
+from .errors import ConfigError, ContextLengthError, ResourceError
+from .lm import LocalLM
+from .messages import last_user_text, normalize_messages
+from .result import GuardResult, StreamChunk
+from .scorers.base import CostModel, RewardModel
+from .search.context import Critic, SearchContext
+from .search.runner import run_search
+
+__all__ = ["InferenceGuard", "build_guard"]
+
+logger = logging.getLogger(__name__)
+
+Messages = str | Sequence[Mapping[str, Any]]
+
+
+class InferenceGuard:
+    """Almost surely safe decoding (w.r.t. the cost model) for a local causal LM.
+
+    Args:
+        lm: the base model (:class:`LocalLM`).
+        cost_model: defines "unsafe"; its threshold is the default budget.
+        reward_model: scores helpfulness when no critic is used, and picks the final answer.
+        critic: optional latent critic (:mod:`inferenceguard.critic`).
+        config: the search configuration (:class:`GuardConfig`); keyword overrides
+            given to :meth:`generate` apply to one request.
+
+    One guard may be shared by many threads and asyncio tasks: each request has its own
+    KV cache, random generator and report, and the model runs one step at a time.
+    """
+
+    def __init__(
+        self,
+        lm: LocalLM,
+        cost_model: CostModel,
+        reward_model: RewardModel,
+        *,
+        critic: Critic | None = None,
+        config: GuardConfig | None = None,
+    ) -> None:
+        if not isinstance(cost_model, CostModel):
+            raise ConfigError(
+                f"cost_model must be a CostModel, got {type(cost_model).__name__}.",
+                hint="wrap a function with CostModel.from_callable(fn, threshold=...).",
+            )
+        if not isinstance(reward_model, RewardModel):
+            raise ConfigError(
+                f"reward_model must be a RewardModel, got {type(reward_model).__name__}.",
+                hint="wrap a function with RewardModel.from_callable(fn).",
+            )
+        self.lm = lm
+        self.cost_model = cost_model
+        self.reward_model = reward_model
+        self.critic = critic
+        self.config = config or GuardConfig()
+        # Scorers may hold tokenizers that are not thread-safe: one request step at a time.
+        self._step_lock = threading.RLock()
+
+    @classmethod
+    def from_defaults(
+        cls,
+        *,
+        critic: bool = True,
+        device: str | None = None,
+        config: GuardConfig | None = None,
+        **config_overrides: Any,
+    ) -> InferenceGuard:
+        """The embedded defaults, offline: SmolLM2-135M-Instruct, the shipped cost probe,
+        MiniLM relevance reward, and the shipped critic (``critic=False`` to skip it).
+        """
+        if config_overrides:
+            config = (config or GuardConfig()).replace(**config_overrides)
+        return build_guard(critic="default" if critic else None, config=config, device=device)
+
+    # ------------------------------------------------------------------ requests
+    def _context(
+        self,
+        messages: Messages,
+        tools: Sequence[Mapping[str, Any]] | None,
+        tool_choice: Any,
+        overrides: Mapping[str, Any],
+    ) -> SearchContext:
+        if overrides.get("stop") is not None:
+            overrides = {**overrides, "stop": tuple(overrides["stop"])}
+        config = self.config.replace(**overrides) if overrides else self.config
+        msgs = normalize_messages(messages)
+        prompt_ids = self.lm.encode(self.lm.render(msgs, tools=tools, tool_choice=tool_choice))
+        window = self.lm.context_window
+        if len(prompt_ids) + config.max_new_tokens > window:
+            raise ContextLengthError(
+                f"The prompt has {len(prompt_ids)} tokens; with max_new_tokens="
+                f"{config.max_new_tokens} that exceeds the model's context window of {window}.",
+                hint="shorten the conversation or lower max_new_tokens.",
+            )
+        planned = config.n_candidates * (len(prompt_ids) + config.max_new_tokens)
+        if planned > config.max_batch_tokens:
+            raise ResourceError(
+                f"n_candidates × (prompt + max_new_tokens) = {config.n_candidates} × "
+                f"{len(prompt_ids) + config.max_new_tokens} = {planned} tokens exceeds "
+                f"max_batch_tokens={config.max_batch_tokens}.",
+                hint="lower n_candidates or max_new_tokens, or raise max_batch_tokens if memory allows.",
+            )
+        budget = self.cost_model.threshold if config.budget is None else config.budget
+        if config.budget is not None and config.budget < 0 and self.cost_model.threshold >= 0:
+            raise ConfigError(
+                f"budget is {config.budget}, below zero while the cost model's threshold is "
+                f"{self.cost_model.threshold}: nothing could be within budget.",
+                hint="use a budget between 0 and the threshold, or leave budget=None.",
+            )
+        seed = config.seed if config.seed is not None else secrets.randbits(63)
+        generator = torch.Generator(device=self.lm.device).manual_seed(seed)
+        return SearchContext(
+            lm=self.lm,
+            cost_model=self.cost_model,
+            reward_model=self.reward_model,
+            critic=self.critic,
+            config=config,
+            prompt=last_user_text(msgs),
+            prompt_ids=prompt_ids,
+            budget=float(budget),
+            generator=generator,
+        )
+
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        **overrides: Any,
+    ) -> Iterator[StreamChunk]:
+        """Yield committed, verified-safe text deltas, then a chunk carrying the result.
+
+        Args:
+            messages: a string or a list of ``{"role", "content"}`` dicts.
+            tools: tool schemas (OpenAI function format) the model may call.
+            tool_choice: ``"auto"``, ``"none"``, ``"required"`` or a tool name.
+            **overrides: :class:`GuardConfig` fields for this request only
+                (``max_new_tokens=64``, ``temperature=0.7``, ``seed=0``, ``stop=[...]`` …).
+
+        Closing the iterator early stops the search and frees its KV cache.
+        """
+        return self._iterate(self._context(messages, tools, tool_choice, overrides))
+
+    def _iterate(self, ctx: SearchContext) -> Iterator[StreamChunk]:
+        inner = run_search(ctx)
+        try:
+            while True:
+                with self._step_lock:
+                    try:
+                        chunk = next(inner)
+                    except StopIteration:
+                        return
+                yield chunk
+        finally:
+            inner.close()
+
+    def generate(
+        self,
+        messages: Messages,
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        **overrides: Any,
+    ) -> GuardResult:
+        """Answer ``messages`` safely; see :meth:`stream` for the arguments.
+
+        Returns:
+            :class:`GuardResult` whose text's verified cost is within budget.
+
+        Raises:
+            InputError, ConfigError, ContextLengthError, ResourceError: bad request.
+            SafetyExhaustedError: only with ``on_exhausted="raise"``.
+        """
+        result = None
+        for chunk in self.stream(messages, tools=tools, tool_choice=tool_choice, **overrides):
+            if chunk.result is not None:
+                result = chunk.result
+        assert result is not None  # run_search always ends with a result chunk
+        return result
+
+    async def astream(
+        self,
+        messages: Messages,
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        **overrides: Any,
+    ) -> AsyncIterator[StreamChunk]:
+        """Async :meth:`stream`: each search step runs in a worker thread, so the event loop
+        stays free; cancelling the task stops the search after the current step."""
+        ctx = self._context(messages, tools, tool_choice, overrides)
+        iterator = self._iterate(ctx)
+        sentinel = object()
+        try:
+            while True:
+                chunk = await asyncio.to_thread(next, iterator, sentinel)
+                if chunk is sentinel:
+                    return
+                yield chunk
+        finally:
+            # On cancellation the worker thread may still be inside a step: flag the
+            # search so it stops at the next step boundary, then close it if it is idle.
+            ctx.cancelled.set()
+            with contextlib.suppress(ValueError):  # "generator already executing"
+                iterator.close()
+
+    async def agenerate(
+        self,
+        messages: Messages,
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: Any = None,
+        **overrides: Any,
+    ) -> GuardResult:
+        """Async :meth:`generate`."""
+        result = None
+        async for chunk in self.astream(
+            messages, tools=tools, tool_choice=tool_choice, **overrides
+        ):
+            if chunk.result is not None:
+                result = chunk.result
+        assert result is not None
+        return result
+
+    def __repr__(self) -> str:
+        return (
+            f"InferenceGuard(lm={self.lm.model_id!r}, cost_model={self.cost_model.id!r}, "
+            f"reward_model={self.reward_model.id!r}, critic={self.critic is not None}, "
+            f"strategy={self.config.strategy!r})"
+        )
+
+
+def build_guard(
+    *,
+    guard: InferenceGuard | None = None,
+    model: Any = None,
+    cost_model: Any = "default",
+    reward_model: Any = "default",
+    critic: Any = "default",
+    config: GuardConfig | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    device_map: Any = None,
+    trust_remote_code: bool = False,
+) -> InferenceGuard:
+    """Build a guard from user-facing specs; the one constructor both adapters call.
+
+    Args:
+        guard: an existing guard to share (everything else is then ignored but ``config``).
+        model: ``None``/``"default"`` (embedded SmolLM2), a path, a hub id, or a :class:`LocalLM`.
+        cost_model: ``"default"``, a :class:`CostModel`, a path or hub id
+            (see :func:`inferenceguard.scorers.registry.load_cost_model`).
+        reward_model: ``"default"``, a :class:`RewardModel`, a path or hub id.
+        critic: ``"default"`` (the shipped critic when ``model`` is the default, else none),
+            ``None`` (no critic), a critic object, or a path to a saved critic.
+        config: the :class:`GuardConfig`.
+    """
+    if guard is not None:
+        if config is not None and config != guard.config:
+            return InferenceGuard(
+                guard.lm, guard.cost_model, guard.reward_model, critic=guard.critic, config=config
+            )
+        return guard
+    from .scorers.registry import load_cost_model, load_reward_model
+
+    if isinstance(model, LocalLM):
+        lm = model
+    else:
+        lm = LocalLM.from_pretrained(
+            model,
+            device=device,
+            dtype=dtype,
+            device_map=device_map,
+            trust_remote_code=trust_remote_code,
+        )
+    cost = load_cost_model(cost_model, device=device, trust_remote_code=trust_remote_code)
+    reward = load_reward_model(reward_model, device=device, trust_remote_code=trust_remote_code)
+    loaded_critic = None
+    if critic == "default":
+        if model in (None, "default"):
+            try:
+                from .critic.io import load_default_critic
+            except ImportError:
+                load_default_critic = None
+            if load_default_critic is not None:
+                loaded_critic = load_default_critic(lm=lm)
+    elif isinstance(critic, str | bytes) or hasattr(critic, "__fspath__"):
+        from .critic.io import load_critic
+
+        loaded_critic = load_critic(critic, lm=lm, cost_model=cost)
+    else:
+        loaded_critic = critic
+    return InferenceGuard(lm, cost, reward, critic=loaded_critic, config=config)

@@ -1,0 +1,93 @@
+"""What a request returns: `GuardResult`, its `SafetyReport`, and stream chunks."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["FinishReason", "GuardResult", "SafetyReport", "StreamChunk"]
+
+FinishReason = Literal["stop", "length", "safety", "timeout"]
+
+
+class SafetyReport(BaseModel):
+    """How the answer was made safe, and the proof: its verified cost.
+
+    ``safe`` is ``cost <= budget``; the library never returns text for which it is False.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    cost: float
+    """Verified cost of the returned text, re-scored by the cost model at the end."""
+    budget: float
+    """The budget d the text was held to."""
+    threshold: float
+    """The cost model's threshold τ."""
+    safe: bool
+    """``cost <= budget`` (always True for returned text)."""
+    max_prefix_cost: float
+    """Largest cost of any committed prefix (prefix mode), the paper's "maximum cumulative cost"."""
+    z_trace: list[float] = Field(default_factory=list)
+    """Safety state z after each block of the returned response."""
+    cost_model: str = ""
+    """Id of the cost model."""
+    strategy: str = "inferenceguard"
+    """Which search produced the text (``inferenceguard``, ``best_of_n``, ``plain`` …)."""
+    steps: int = 0
+    """Search steps (blocks) run."""
+    candidates_sampled: int = 0
+    """Candidate blocks sampled in total, resamples included."""
+    resample_rounds: int = 0
+    """Logit-penalised resample rounds run in total."""
+    all_unsafe_steps: int = 0
+    """Steps in which every candidate was unsafe before resampling."""
+    critic_used: bool = False
+    """Whether a critic scored the candidates."""
+    exhausted: bool = False
+    """The search found no safe continuation and stopped early (``finish_reason="safety"``)."""
+    wall_time_s: float = 0.0
+    """Seconds spent on the request."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """The :class:`GuardConfig` used, as a dict."""
+
+
+class GuardResult(BaseModel):
+    """The answer to one request."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    """The verified-safe response text."""
+    finish_reason: FinishReason
+    """``stop`` (EOS or stop string), ``length`` (max tokens), ``safety`` (no safe
+    continuation), ``timeout`` (``max_time`` reached)."""
+    prompt_tokens: int
+    """Tokens in the rendered prompt."""
+    completion_tokens: int
+    """Tokens in the returned response."""
+    token_ids: list[int] = Field(default_factory=list)
+    """The response's token ids."""
+    safety: SafetyReport
+    """How the answer was made safe."""
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+class StreamChunk(BaseModel):
+    """One item of :meth:`InferenceGuard.stream`: committed text, then the final result.
+
+    Every ``delta`` extends text that the cost model has verified within budget; the last
+    chunk has ``delta == ""`` and carries ``result``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    delta: str = ""
+    """New committed text (may be empty)."""
+    result: GuardResult | None = None
+    """Set on the final chunk only."""

@@ -1,0 +1,126 @@
+"""Per-request state shared by every strategy: the models, the budget, the scoring calls.
+
+A :class:`SearchContext` is created for one request and never shared, so KV caches,
+random generators and counters cannot leak between concurrent requests.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from ..config import GuardConfig
+from ..lm import LocalLM, SamplerSettings
+from ..scorers.base import CostModel, RewardModel, checked_scores
+
+__all__ = ["Critic", "SearchContext", "SearchStats"]
+
+
+class Critic(Protocol):
+    """What the search needs from a critic (see :mod:`inferenceguard.critic`)."""
+
+    def predict(
+        self, hidden: torch.Tensor, z_norm: torch.Tensor, step_frac: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`[n, H]`, `[n]`, `[n]` -> (p_safe `[n]`, value `[n]`)."""
+
+
+@dataclass
+class SearchStats:
+    """Counters that end up in the :class:`~inferenceguard.SafetyReport`."""
+
+    steps: int = 0
+    candidates_sampled: int = 0
+    resample_rounds: int = 0
+    all_unsafe_steps: int = 0
+    forwards: int = 0
+    critic_used: bool = False
+
+
+@dataclass
+class SearchContext:
+    """Everything one request's search needs.
+
+    Attributes:
+        prompt: the text the scorers see as the request (the latest user turn).
+        prompt_ids: the rendered prompt's token ids.
+        budget: d.
+        verified: every text scored by the cost model in this request, with its cost; a
+            text is only ever emitted if it is in here and within budget.
+    """
+
+    lm: LocalLM
+    cost_model: CostModel
+    reward_model: RewardModel
+    critic: Critic | None
+    config: GuardConfig
+    prompt: str
+    prompt_ids: list[int]
+    budget: float
+    generator: torch.Generator
+    started: float = field(default_factory=time.perf_counter)
+    stats: SearchStats = field(default_factory=SearchStats)
+    verified: dict[str, float] = field(default_factory=dict)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def sampler(self) -> SamplerSettings:
+        c = self.config
+        return SamplerSettings(
+            do_sample=c.do_sample, temperature=c.temperature, top_p=c.top_p, top_k=c.top_k
+        )
+
+    @property
+    def use_critic(self) -> bool:
+        return self.critic is not None and self.config.use_critic
+
+    def timed_out(self) -> bool:
+        """True once ``max_time`` has passed or the caller cancelled the request."""
+        if self.cancelled.is_set():
+            return True
+        limit = self.config.max_time
+        return limit is not None and time.perf_counter() - self.started > limit
+
+    def cost(self, texts: Sequence[str]) -> torch.Tensor:
+        """Batched, checked cost of responses to this prompt; remembers every result."""
+        if not texts:
+            return torch.zeros(0)
+        todo = sorted({t for t in texts if t not in self.verified})
+        if todo:
+            scores = checked_scores(self.cost_model, [self.prompt] * len(todo), todo)
+            self.verified.update(zip(todo, scores.tolist(), strict=True))
+        return torch.tensor([self.verified[t] for t in texts], dtype=torch.float32)
+
+    def reward(self, texts: Sequence[str]) -> torch.Tensor:
+        """Batched, checked reward of responses to this prompt."""
+        if not texts:
+            return torch.zeros(0)
+        return checked_scores(self.reward_model, [self.prompt] * len(texts), list(texts))
+
+    def is_within_budget(self, text: str) -> bool:
+        """Score ``text`` if needed; True when its verified cost is within budget."""
+        return float(self.cost([text])[0]) <= self.budget
+
+    def response_text(self, tokens: Sequence[int], finish_kind: str | None) -> str:
+        """Decode response tokens; a row ended by a stop string is cut right before it."""
+        text = self.lm.decode(list(tokens))
+        if finish_kind == "stop" or self.config.stop:
+            cut = min((i for s in self.config.stop if (i := text.find(s)) >= 0), default=-1)
+            if cut >= 0:
+                text = text[:cut]
+        return text
+
+    def report_extra(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "steps": s.steps,
+            "candidates_sampled": s.candidates_sampled,
+            "resample_rounds": s.resample_rounds,
+            "all_unsafe_steps": s.all_unsafe_steps,
+            "critic_used": s.critic_used,
+        }

@@ -1,0 +1,140 @@
+"""Tool schemas in, tool calls out: the text protocol shared by both adapters.
+
+Models whose chat template knows tools get them through the template. Others get a
+system-prompt block that lists the tools and asks for calls in the Hermes/Qwen format::
+
+    <tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>
+
+The tool call is ordinary generated text, so the guard verifies its arguments with the
+cost model like any other text: a call whose arguments are over budget is never returned.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import InputError
+
+__all__ = [
+    "ToolCall",
+    "normalize_tools",
+    "parse_tool_calls",
+    "tool_choice_instruction",
+    "tools_system_prompt",
+]
+
+ToolCall = dict[str, Any]
+_CALL_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+_MAX_ARGUMENT_CHARS = 100_000
+
+
+def normalize_tools(tools: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """Tools in OpenAI function format: ``{"type": "function", "function": {name, description, parameters}}``.
+
+    Accepts that format or the bare ``{name, description, parameters}`` dict.
+
+    Raises:
+        InputError: a tool without a name, or with non-object parameters.
+    """
+    out = []
+    for i, tool in enumerate(tools or []):
+        if not isinstance(tool, Mapping):
+            raise InputError(f"tools[{i}] must be a dict, got {type(tool).__name__}.")
+        fn = tool.get("function", tool)
+        name = fn.get("name") if isinstance(fn, Mapping) else None
+        if not isinstance(name, str) or not name:
+            raise InputError(f"tools[{i}] has no function name.")
+        params = fn.get("parameters") or {"type": "object", "properties": {}}
+        if not isinstance(params, Mapping):
+            raise InputError(f"tools[{i}].parameters must be a JSON-schema object.")
+        out.append(
+            {
+                "type": "function",
+                "function": {
+                    "name": name,
+                    "description": str(fn.get("description") or ""),
+                    "parameters": dict(params),
+                },
+            }
+        )
+    return out
+
+
+def tools_system_prompt(tools: Sequence[Mapping[str, Any]], tool_choice: Any = None) -> str:
+    """The system-prompt block that teaches a template without tool support to call tools."""
+    lines = [
+        "You can call these tools. To call one, answer with exactly",
+        '<tool_call>{"name": <tool name>, "arguments": <JSON object>}</tool_call>',
+        "and nothing else. Otherwise answer normally.",
+        "<tools>",
+        *(json.dumps(t["function"], ensure_ascii=False) for t in tools),
+        "</tools>",
+    ]
+    instruction = tool_choice_instruction(tool_choice)
+    if instruction:
+        lines.append(instruction)
+    return "\n".join(lines)
+
+
+def tool_choice_instruction(tool_choice: Any) -> str:
+    """A sentence that expresses ``tool_choice`` (``auto``/``none``/``required``/a name)."""
+    if tool_choice in (None, "auto"):
+        return ""
+    if tool_choice == "none":
+        return "Do not call any tool."
+    if tool_choice in ("required", "any", True):
+        return "You must call one of the tools."
+    name = tool_choice
+    if isinstance(tool_choice, Mapping):
+        name = tool_choice.get("function", tool_choice).get("name")
+    return f"You must call the tool {name!r}."
+
+
+def parse_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
+    """Split generated text into plain content and well-formed tool calls.
+
+    Malformed calls (invalid JSON, missing name, non-object arguments, absurdly long
+    arguments) are left in the content rather than raising: a model's bad output is a
+    result for the caller to see, not a crash.
+
+    Returns:
+        ``(content, calls)`` where each call is ``{"id", "name", "arguments": dict}``.
+    """
+    calls: list[ToolCall] = []
+    kept: list[str] = []
+    last = 0
+    for match in _CALL_RE.finditer(text):
+        call = _parse_one(match.group(1))
+        if call is None:
+            continue
+        kept.append(text[last : match.start()])
+        last = match.end()
+        calls.append(call)
+    kept.append(text[last:])
+    content = "".join(kept).strip() if calls else text
+    return content, calls
+
+
+def _parse_one(payload: str) -> ToolCall | None:
+    if len(payload) > _MAX_ARGUMENT_CHARS:
+        return None
+    try:
+        data = json.loads(payload)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    name = data.get("name")
+    args = data.get("arguments", data.get("parameters", {}))
+    if isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except (json.JSONDecodeError, RecursionError):
+            return None
+    if not isinstance(name, str) or not name or not isinstance(args, dict):
+        return None
+    return {"id": f"call_{uuid.uuid4().hex[:12]}", "name": name, "arguments": args}

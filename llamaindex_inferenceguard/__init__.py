@@ -1,0 +1,13 @@
+"""LlamaIndex adapter for InferenceGuard: almost surely safe decoding as a LlamaIndex LLM.
+
+Usage::
+
+    from llama_index.core import Settings
+    from llamaindex_inferenceguard import InferenceGuardLLM
+
+    Settings.llm = InferenceGuardLLM(max_new_tokens=128)   # embedded defaults, offline
+"""
+
+from .base import InferenceGuardLLM
+
+__all__ = ["InferenceGuardLLM"]

@@ -1,0 +1,95 @@
+"""Run-wide fixtures: tiny random models built locally (no hub), and the real defaults.
+
+Fast tests use ``tiny_lm``: a 2-layer random Llama with the SmolLM2 tokenizer and chat
+template, so rendering and decoding are real while a forward takes about a millisecond.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+from inferenceguard import CostModel, GuardConfig, InferenceGuard, LocalLM, RewardModel
+
+# CPU timing on shared 2-core machines is noisy: no per-example deadline.
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+settings.load_profile("default")
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir():
+    """Folder of the embedded default model (converted once per machine)."""
+    from inferenceguard._embedded import embedded_lm_dir
+
+    return embedded_lm_dir()
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer(smollm2_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smollm2_dir)
+
+
+def make_tiny_llama(vocab_size: int, seed: int = 0, **overrides):
+    """A random 2-layer Llama small enough for millisecond forwards."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+        **overrides,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(smollm2_tokenizer) -> LocalLM:
+    """Random tiny Llama + the real SmolLM2 tokenizer and chat template."""
+    model = make_tiny_llama(len(smollm2_tokenizer))
+    return LocalLM(model, smollm2_tokenizer, model_id="tiny-random-llama")
+
+
+@pytest.fixture
+def make_guard(tiny_lm):
+    """Factory: a guard on the tiny model with callable cost/reward models."""
+
+    def factory(cost=None, reward=None, critic=None, **config) -> InferenceGuard:
+        cost = cost or CostModel.from_callable(lambda p, r: 0.0, threshold=0.5, id="zero-cost")
+        reward = reward or RewardModel.from_callable(lambda p, r: float(len(r)), id="length")
+        defaults = {
+            "n_candidates": 4,
+            "n_beams": 2,
+            "block_len": 4,
+            "max_new_tokens": 12,
+            "seed": 0,
+        }
+        return InferenceGuard(
+            tiny_lm, cost, reward, critic=critic, config=GuardConfig(**{**defaults, **config})
+        )
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def default_lm(smollm2_dir) -> LocalLM:
+    """The real embedded SmolLM2-135M-Instruct (slow tests only)."""
+    return LocalLM.from_pretrained()
