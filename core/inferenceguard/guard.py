@@ -205,6 +205,29 @@ class InferenceGuard:
         assert result is not None  # run_search always ends with a result chunk
         return result
 
+    def generate_unverified(self, messages: Messages, **overrides: Any) -> GuardResult:
+        """The strategy's raw answer, **even when it is over budget**.
+
+        For measuring unguarded baselines only (the evaluation harness uses it to report
+        how often plain decoding is unsafe). Never serve its text to users: use
+        :meth:`generate`. ``result.safety.safe`` tells whether the text is within budget.
+        """
+        ctx = self._context(messages, None, None, overrides)
+        inner = run_search(ctx, enforce_budget=False)
+        result = None
+        try:
+            while True:
+                with self._step_lock:
+                    chunk = next(inner, None)
+                if chunk is None:
+                    break
+                if chunk.result is not None:
+                    result = chunk.result
+        finally:
+            inner.close()
+        assert result is not None
+        return result
+
     async def astream(
         self,
         messages: Messages,

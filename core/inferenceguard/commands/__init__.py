@@ -1,0 +1,1 @@
+"""Small CLI verbs that belong to no larger subsystem."""
