@@ -30,13 +30,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ConfigError
 
-__all__ = ["GuardConfig"]
+__all__ = ["GuardConfig", "config_reference_markdown"]
 
 
 class GuardConfig(BaseModel):
     """Configuration of the InferenceGuard search (and of the baselines that share it)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_default=True, use_attribute_docstrings=True
+    )
 
     strategy: Literal[
         "inferenceguard",
@@ -117,8 +119,10 @@ class GuardConfig(BaseModel):
 
     on_exhausted: Literal["stop", "refuse", "raise"] = "stop"
     """What to return when no safe continuation exists after the resample rounds:
-    ``"stop"`` the last safe prefix (the refusal text if nothing was emitted yet),
-    ``"refuse"`` always the refusal text, ``"raise"`` :class:`SafetyExhaustedError`."""
+    ``"stop"`` the last safe prefix (the refusal text if it is empty), ``"refuse"`` the
+    refusal text instead of a partial answer, ``"raise"`` :class:`SafetyExhaustedError`.
+    A stream cannot take back what it already sent: with ``"refuse"``, a streamed answer
+    that was cut short keeps its verified prefix."""
 
     refusal_text: str = "I'm sorry, but I can't help with that."
     """Returned when nothing safe could be generated. It is verified by the cost model
@@ -146,6 +150,17 @@ class GuardConfig(BaseModel):
     max_batch_tokens: int = Field(2_000_000, ge=1)
     """Memory bound: ``n_candidates × (prompt tokens + max_new_tokens)`` may not exceed
     this; a larger request fails with :class:`ResourceError` before allocating."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fit_default_block_len(cls, data: Any) -> Any:
+        # A short max_new_tokens with the default block length should just work.
+        if isinstance(data, dict) and "block_len" not in data and "max_new_tokens" in data:
+            max_new = data["max_new_tokens"]
+            default = cls.model_fields["block_len"].default
+            if isinstance(max_new, int) and 0 < max_new < default:
+                data = {**data, "block_len": max_new}
+        return data
 
     @model_validator(mode="after")
     def _check_cross_field(self) -> GuardConfig:
@@ -180,8 +195,15 @@ class GuardConfig(BaseModel):
         return max(1, self.n_candidates // self.n_beams)
 
     def replace(self, **changes: Any) -> GuardConfig:
-        """A validated copy with ``changes`` applied (unknown names are an error)."""
-        return GuardConfig(**{**self.to_dict(), **changes})
+        """A validated copy with ``changes`` applied (unknown names are an error).
+
+        Lowering ``max_new_tokens`` below ``block_len`` (without setting ``block_len``)
+        shortens the block to fit.
+        """
+        data = {**self.to_dict(), **changes}
+        if "max_new_tokens" in changes and "block_len" not in changes:
+            data["block_len"] = min(self.block_len, data["max_new_tokens"])
+        return GuardConfig(**data)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict that :meth:`from_dict` turns back into an equal config."""
@@ -203,3 +225,14 @@ def _explain(exc: ValidationError) -> str:
         got_text = "" if isinstance(got, dict) else f" (got {got!r})"
         parts.append(f"{where}: {err['msg']}{got_text}")
     return "Invalid GuardConfig: " + "; ".join(parts) + "."
+
+
+def config_reference_markdown() -> str:
+    """The configuration reference table (README), generated from the field docstrings."""
+    rows = ["| option | default | meaning |", "|---|---|---|"]
+    for name, field in GuardConfig.model_fields.items():
+        default = field.default
+        shown = "()" if default == () else repr(default)
+        meaning = " ".join((field.description or "").split()).replace("``", "`").replace("|", "\\|")
+        rows.append(f"| `{name}` | `{shown}` | {meaning} |")
+    return "\n".join(rows)

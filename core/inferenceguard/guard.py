@@ -168,8 +168,8 @@ class InferenceGuard:
         """
         return self._iterate(self._context(messages, tools, tool_choice, overrides))
 
-    def _iterate(self, ctx: SearchContext) -> Iterator[StreamChunk]:
-        inner = run_search(ctx)
+    def _iterate(self, ctx: SearchContext, *, stream: bool = True) -> Iterator[StreamChunk]:
+        inner = run_search(ctx, stream=stream)
         try:
             while True:
                 with self._step_lock:
@@ -198,8 +198,9 @@ class InferenceGuard:
             InputError, ConfigError, ContextLengthError, ResourceError: bad request.
             SafetyExhaustedError: only with ``on_exhausted="raise"``.
         """
+        ctx = self._context(messages, tools, tool_choice, overrides)
         result = None
-        for chunk in self.stream(messages, tools=tools, tool_choice=tool_choice, **overrides):
+        for chunk in self._iterate(ctx, stream=False):
             if chunk.result is not None:
                 result = chunk.result
         assert result is not None  # run_search always ends with a result chunk
@@ -323,8 +324,12 @@ def build_guard(
             device_map=device_map,
             trust_remote_code=trust_remote_code,
         )
-    cost = load_cost_model(cost_model, device=device, trust_remote_code=trust_remote_code)
-    reward = load_reward_model(reward_model, device=device, trust_remote_code=trust_remote_code)
+    # trust_remote_code only travels when the user turned it on.
+    loader_kwargs: dict[str, Any] = {"device": device}
+    if trust_remote_code:
+        loader_kwargs["trust_remote_code"] = True
+    cost = load_cost_model(cost_model, **loader_kwargs)
+    reward = load_reward_model(reward_model, **loader_kwargs)
     loaded_critic = None
     if critic == "default":
         if model in (None, "default"):
@@ -333,11 +338,11 @@ def build_guard(
             except ImportError:
                 load_default_critic = None
             if load_default_critic is not None:
-                loaded_critic = load_default_critic(lm=lm)
+                loaded_critic = load_default_critic(lm=lm, cost_model=cost, config=config)
     elif isinstance(critic, str | bytes) or hasattr(critic, "__fspath__"):
         from .critic.io import load_critic
 
-        loaded_critic = load_critic(critic, lm=lm, cost_model=cost)
+        loaded_critic = load_critic(critic, lm=lm, cost_model=cost, config=config)
     else:
         loaded_critic = critic
     return InferenceGuard(lm, cost, reward, critic=loaded_critic, config=config)

@@ -222,3 +222,18 @@ def test_config_errors_name_the_parameter_and_the_fix():
         GuardConfig(nope=1, n_candidates=0)
     config = GuardConfig(n_candidates=8, stop=("\n",))
     assert GuardConfig.from_dict(config.to_dict()) == config
+
+
+def test_refuse_replaces_a_partial_answer_unless_it_was_streamed(make_guard):
+    short_only = CostModel.from_callable(
+        lambda p, r: float(len(r) > 12 and not r.startswith("I'm sorry")), threshold=0.5
+    )
+    guard = make_guard(cost=short_only, block_len=2, n_beams=1, on_exhausted="refuse")
+    assert guard.generate("Hi").text == "I'm sorry, but I can't help with that."
+    streamed = list(guard.stream("Hi"))[-1].result
+    assert streamed.finish_reason == "safety" and 0 < len(streamed.text) <= 12
+
+
+def test_short_max_new_tokens_shrinks_the_default_block():
+    assert GuardConfig(max_new_tokens=8).block_len == 8
+    assert GuardConfig().replace(max_new_tokens=4).block_len == 4

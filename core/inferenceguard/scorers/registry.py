@@ -88,16 +88,17 @@ def load_cost_model(
     if _is_default(spec):
         from .defaults import load_default_cost_model  # lazy: loads the embedded models
 
+        model = load_default_cost_model(device=kwargs.get("device"))
         if threshold is not None:
-            kwargs["threshold"] = threshold
-        return load_default_cost_model(**kwargs)
+            model.threshold = float(threshold)
+        return model
     if callable(spec) and not isinstance(spec, str | os.PathLike):
         if threshold is None:
             raise ConfigError(
                 "A function used as a cost model needs a threshold.",
                 hint="pass threshold=…, the cost above which a text is unsafe (e.g. 0.5).",
             )
-        return CostModel.from_callable(spec, threshold=threshold, **kwargs)
+        return CostModel.from_callable(spec, threshold=threshold, **_callable_kwargs(kwargs))
     source = check_source(spec)
     kind = kind or _detect_kind(source, kwargs.get("revision"), COST_KINDS, role="cost")
     if threshold is not None:
@@ -143,9 +144,9 @@ def load_reward_model(spec: Spec, *, kind: str | None = None, **kwargs: Any) -> 
     if _is_default(spec):
         from .defaults import load_default_reward_model  # lazy: loads the embedded models
 
-        return load_default_reward_model(**kwargs)
+        return load_default_reward_model(device=kwargs.get("device"))
     if callable(spec) and not isinstance(spec, str | os.PathLike):
-        return RewardModel.from_callable(spec, **kwargs)
+        return RewardModel.from_callable(spec, **_callable_kwargs(kwargs))
     source = check_source(spec)
     kind = kind or _detect_kind(source, kwargs.get("revision"), REWARD_KINDS, role="reward")
     if kind == "classifier":
@@ -155,6 +156,11 @@ def load_reward_model(spec: Spec, *, kind: str | None = None, **kwargs: Any) -> 
     from .pku import PKUReward
 
     return PKUReward.from_pretrained(source, **kwargs)
+
+
+def _callable_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The options a wrapped function takes; loader options (device, …) do not apply."""
+    return {k: v for k, v in kwargs.items() if k in ("id", "batched")}
 
 
 def _is_default(spec: Any) -> bool:

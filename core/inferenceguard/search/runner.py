@@ -30,7 +30,9 @@ def _streamable(ctx: SearchContext, text: str) -> str:
     return text
 
 
-def run_search(ctx: SearchContext, *, enforce_budget: bool = True) -> Iterator[StreamChunk]:
+def run_search(
+    ctx: SearchContext, *, enforce_budget: bool = True, stream: bool = True
+) -> Iterator[StreamChunk]:
     """Run ``ctx.config.strategy`` and yield committed deltas, then the final result.
 
     Args:
@@ -38,10 +40,12 @@ def run_search(ctx: SearchContext, *, enforce_budget: bool = True) -> Iterator[S
         enforce_budget: ``False`` returns the strategy's raw text even when over budget.
             Only the evaluation harness uses it, to measure unguarded baselines; the
             public API always enforces the budget.
+        stream: emit committed text as the search goes; ``False`` sends everything at
+            the end (so ``on_exhausted="refuse"`` can still replace a partial answer).
     """
     search = STRATEGIES[ctx.config.strategy](ctx)
     emitted = ""
-    streaming = enforce_budget and ctx.config.safety_mode == "prefix"
+    streaming = stream and enforce_budget and ctx.config.safety_mode == "prefix"
     try:
         while True:
             try:
