@@ -111,7 +111,7 @@ def main() -> None:
     print(f"outcomes: {counts}")
     print(
         f"RSS MB: start {start_rss:.0f}, samples {[round(s) for s in samples[:3]]} ... "
-        f"{[round(s) for s in samples[-3:]]}, peak {max(samples + [start_rss]):.0f}"
+        f"{[round(s) for s in samples[-3:]]}, peak {max([*samples, start_rss]):.0f}"
     )
     if counts["violations"] or counts["other_errors"]:
         raise SystemExit("FAILED: budget violations or untyped errors")
