@@ -66,10 +66,19 @@ def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
     """Append one record and flush it to disk, so an interrupted run loses nothing finished."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A crash mid-write can leave a torn last line: start on a fresh line so it stays
+    # the only record lost.
+    torn = path.exists() and path.stat().st_size > 0 and _last_byte(path) != b"\n"
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        fh.write(("\n" if torn else "") + json.dumps(record, ensure_ascii=False) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1)
 
 
 def read_jsonl(paths: Iterable[str | os.PathLike]) -> Iterator[dict[str, Any]]:
