@@ -1,0 +1,146 @@
+"""``inferenceguard serve``: run the OpenAI-compatible server (needs the ``server`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import GuardConfig
+from ..errors import ConfigError, InferenceGuardError
+
+__all__ = ["load_config", "register", "run"]
+
+EPILOG = """examples:
+  inferenceguard serve                                   # embedded defaults on 127.0.0.1:8000
+  inferenceguard serve --config guard.json --max-queue 16
+  INFERENCEGUARD_API_KEY=s3cret inferenceguard serve --host 0.0.0.0 --port 8080
+  inferenceguard serve --model ./my-llama --cost-model ./my-guard --critic none
+
+then, with any OpenAI client:
+  curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\
+       -d '{"model": "x", "messages": [{"role": "user", "content": "Hi"}]}'
+
+guard.json holds GuardConfig fields, e.g. {"n_candidates": 8, "max_new_tokens": 96}.
+"""
+
+_INSTALL_HINT = "pip install 'inferenceguard[server]'"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``serve`` subcommand."""
+    p = subparsers.add_parser(
+        "serve",
+        help="OpenAI-compatible guarded server",
+        description="Serve a guarded model over the OpenAI Chat Completions API.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--model", default=None, help="hub id or folder (default: embedded SmolLM2)")
+    p.add_argument("--cost-model", default="default", help="cost model spec (default: shipped)")
+    p.add_argument("--reward-model", default="default", help="reward model spec")
+    p.add_argument("--critic", default="default", help="critic folder, 'default' or 'none'")
+    p.add_argument("--config", type=Path, default=None, help="GuardConfig as JSON (or YAML)")
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get("INFERENCEGUARD_API_KEY"),
+        help="require 'Authorization: Bearer KEY' (default: $INFERENCEGUARD_API_KEY, else none)",
+    )
+    p.add_argument("--max-concurrent", type=int, default=4, help="requests run at once")
+    p.add_argument("--max-queue", type=int, default=32, help="requests that may wait (then 429)")
+    p.add_argument("--model-name", default=None, help="name reported by /v1/models")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: best available)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=run)
+
+
+def load_config(path: Path | None) -> GuardConfig:
+    """A :class:`GuardConfig` from a JSON file (``.yaml``/``.yml`` with PyYAML installed).
+
+    Raises:
+        ConfigError: unreadable file, not a mapping, or invalid fields.
+    """
+    if path is None:
+        return GuardConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the config file {str(path)!r}: {exc}.") from None
+    try:
+        if path.suffix.lower() in {".yaml", ".yml"}:
+            import yaml
+
+            data: Any = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except ImportError:
+        raise ConfigError(
+            f"{str(path)!r} is YAML but PyYAML is not installed.",
+            hint="pip install pyyaml, or write the config as JSON.",
+        ) from None
+    except ValueError as exc:  # JSONDecodeError and yaml.YAMLError's parse errors
+        raise ConfigError(f"{str(path)!r} is not valid: {exc}.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{str(path)!r} must hold a mapping of GuardConfig fields, got {type(data).__name__}."
+        )
+    return GuardConfig.from_dict(data)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the guard and serve it until interrupted."""
+    try:
+        import uvicorn
+
+        from .app import create_app
+    except ModuleNotFoundError as exc:
+        print(f"inferenceguard serve needs {exc.name}: {_INSTALL_HINT}", file=sys.stderr)
+        return 1
+    from ..guard import build_guard
+
+    try:
+        config = load_config(args.config)
+        guard = build_guard(
+            model=args.model,
+            cost_model=args.cost_model,
+            reward_model=args.reward_model,
+            critic=None if args.critic == "none" else args.critic,
+            config=config,
+            device=args.device,
+        )
+        app = create_app(
+            guard,
+            api_key=args.api_key,
+            max_concurrent=args.max_concurrent,
+            max_queue=args.max_queue,
+            model_name=args.model_name,
+        )
+    except (InferenceGuardError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not _is_loopback(args.host) and not args.api_key:
+        print(
+            f"warning: serving on {args.host} without --api-key: anyone who can reach this "
+            "address can use the model.",
+            file=sys.stderr,
+        )
+    print(
+        f"inferenceguard: serving {guard!r} on http://{args.host}:{args.port}/v1", file=sys.stderr
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
