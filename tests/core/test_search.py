@@ -237,3 +237,12 @@ def test_refuse_replaces_a_partial_answer_unless_it_was_streamed(make_guard):
 def test_short_max_new_tokens_shrinks_the_default_block():
     assert GuardConfig(max_new_tokens=8).block_len == 8
     assert GuardConfig().replace(max_new_tokens=4).block_len == 4
+
+
+@pytest.mark.parametrize("strategy", ["plain", "best_of_n", "beam", "inferenceguard"])
+def test_unverified_baselines_return_their_raw_unsafe_text(make_guard, strategy):
+    everything = CostModel.from_callable(lambda p, r: float(len(r) > 0), threshold=0.5)
+    guard = make_guard(cost=everything, strategy=strategy, resample_rounds=0)
+    raw = guard.generate_unverified("Hi")
+    assert raw.text and not raw.safety.safe and raw.safety.cost == 1.0
+    assert guard.generate("Hi").text == ""  # what users get: nothing unsafe

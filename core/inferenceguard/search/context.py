@@ -67,6 +67,9 @@ class SearchContext:
     stats: SearchStats = field(default_factory=SearchStats)
     verified: dict[str, float] = field(default_factory=dict)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    enforce: bool = True
+    """False only when measuring unguarded baselines: strategies then keep unsafe
+    candidates (ranked last) instead of stopping, as the paper's baselines do."""
 
     @property
     def sampler(self) -> SamplerSettings:

@@ -43,6 +43,7 @@ def run_search(
         stream: emit committed text as the search goes; ``False`` sends everything at
             the end (so ``on_exhausted="refuse"`` can still replace a partial answer).
     """
+    ctx.enforce = enforce_budget
     search = STRATEGIES[ctx.config.strategy](ctx)
     emitted = ""
     streaming = stream and enforce_budget and ctx.config.safety_mode == "prefix"

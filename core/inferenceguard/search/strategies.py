@@ -84,6 +84,8 @@ def block_search(
         lagrangian: score by ``reward − λ·cost`` and keep unsafe candidates (baseline).
     """
     cfg, lm = ctx.config, ctx.lm
+    # Unguarded baselines (evaluation only) keep unsafe candidates, ranked last.
+    keep_unsafe = lagrangian or not ctx.enforce
     state = lm.prefill(ctx.prompt_ids)
     ctx.stats.forwards += 1
     beams = [_Beam([], [0], float("-inf"), [], "")]
@@ -140,9 +142,10 @@ def block_search(
             )
             bias = penalty if bias is None else bias + penalty
             state.rollback(checkpoint)
-        if not lagrangian and not bool(safe.any()):
+        if not bool(safe.any()) and not lagrangian:
             exhausted = True
-            break
+            if not keep_unsafe:
+                break
         # (d) task scores
         p_safe = None
         if use_critic and ctx.critic is not None:
@@ -161,7 +164,8 @@ def block_search(
                 task, z, p_safe=p_safe, critic_threshold=cfg.critic_threshold, penalty=cfg.penalty
             )
             # prefix mode: an unsafe candidate can never become safe again, so it is dropped.
-            eligible = safe if cfg.safety_mode == "prefix" else torch.ones_like(safe)
+            strict = cfg.safety_mode == "prefix" and not keep_unsafe
+            eligible = safe if strict else torch.ones_like(safe)
         # (e) top-K selection; finished candidates move to the pool
         slots = min(n_beams, n_target)
         taken = 0
@@ -193,7 +197,7 @@ def block_search(
             if finish is None:
                 kept_rows.append(i)
                 new_beams.append(beam)
-            elif lagrangian or bool(safe[i]):
+            elif keep_unsafe or bool(safe[i]):
                 pool.append(beam)
         beams = new_beams
         if len(pool) >= n_beams:
@@ -205,7 +209,7 @@ def block_search(
             low_risk = bool((kept_z >= cfg.adaptive_margin).all())
             n_target = cfg.adaptive_min_candidates if low_risk else cfg.n_candidates
         # (f) commit what every possible answer shares
-        if cfg.safety_mode == "prefix" and not lagrangian:
+        if cfg.safety_mode == "prefix" and not keep_unsafe:
             committed = _shared_boundary(beams + pool)
             if committed > 0:
                 yield Commit(ctx.response_text((beams + pool)[0].tokens[:committed], None))
@@ -238,6 +242,10 @@ def _outcome(
     timed_out: bool,
     lagrangian: bool,
 ) -> Outcome:
+    if pool and not lagrangian:
+        # Safe answers first; unsafe ones are only in the pool of unguarded baselines.
+        safe_pool = [b for b in pool if b.tracked_cost <= ctx.budget]
+        pool = safe_pool or pool
     if pool:
         if len(pool) > 1:
             # The answer is the finished candidate with the best verified final reward.
