@@ -664,7 +664,7 @@ def test_registry_default_is_imported_lazily(monkeypatch):
     monkeypatch.setitem(sys.modules, "inferenceguard.scorers.defaults", fake)
     assert load_cost_model("default", threshold=0.3).threshold == 0.3
     load_reward_model("default", device="cpu")
-    assert calls == [("cost", {"threshold": 0.3}), ("reward", {"device": "cpu"})]
+    assert calls == [("cost", {"device": None}), ("reward", {"device": "cpu"})]
 
 
 def test_registry_missing_paths_and_offline_hub(monkeypatch, tmp_path):
@@ -684,3 +684,28 @@ def test_registry_missing_paths_and_offline_hub(monkeypatch, tmp_path):
     (unknown / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
     with pytest.raises(ConfigError, match="pass kind="):
         load_cost_model(unknown)
+
+
+def test_empty_response_scores_with_tokenizers_that_add_no_special_tokens(
+    tmp_path, smollm2_tokenizer
+):
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    from inferenceguard.scorers.registry import load_cost_model
+
+    config = LlamaConfig(
+        vocab_size=len(smollm2_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        num_labels=2,
+        pad_token_id=smollm2_tokenizer.eos_token_id,
+    )
+    LlamaForSequenceClassification(config).save_pretrained(tmp_path)
+    smollm2_tokenizer.save_pretrained(tmp_path)
+    cost = load_cost_model(tmp_path, input_format="response", device="cpu")
+    scores = cost(["hi", "hi"], ["", "hello"])
+    assert scores.shape == (2,) and bool(((scores >= 0) & (scores <= 1)).all())
+    assert cost(["hi"], [""]).shape == (1,)

@@ -148,6 +148,21 @@ class _SequenceClassifierScorer:
         enc = self._encode(prompts, responses)
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
         rows = [{k: list(enc[k][i]) for k in keys} for i in range(len(prompts))]
+        filler = next(
+            (
+                t
+                for t in (self.tokenizer.eos_token_id, self.tokenizer.bos_token_id)
+                if t is not None
+            ),
+            self._pad_id,
+        )
+        for row in rows:
+            # Tokenizers without special tokens (Llama, Qwen) encode "" as zero tokens,
+            # which the model cannot read: give an empty text one EOS token instead.
+            if not row["input_ids"]:
+                row["input_ids"] = [filler]
+                for k in keys[1:]:
+                    row[k] = [1] if k == "attention_mask" else [0]
         for i, row in enumerate(rows):
             if len(row["input_ids"]) > self.max_length:
                 p, r, _ = fit_pair(
