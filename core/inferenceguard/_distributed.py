@@ -42,9 +42,12 @@ def process_info() -> ProcessInfo:
     """Rank and world size from ``accelerate launch`` (or ``torchrun``); 0/1 otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
+        import torch
         from accelerate import PartialState
 
-        state = PartialState()
+        # Without cpu=True on a machine with no GPU, accelerate reports one process per
+        # rank instead of initialising the gloo backend.
+        state = PartialState(cpu=not torch.cuda.is_available())
         return ProcessInfo(state.process_index, state.num_processes)
     return ProcessInfo(0, 1)
 

@@ -1,0 +1,491 @@
+"""Run strategies over prompt sets: one record per prompt × strategy, resumable, data-parallel.
+
+Usage::
+
+    from inferenceguard import InferenceGuard
+    from inferenceguard.evaluation import evaluate, load_prompt_set
+
+    guard = InferenceGuard.from_defaults()
+    run = evaluate(
+        guard,
+        ["plain", "best_of_n:n_candidates=16", "inferenceguard"],
+        [load_prompt_set("advbench", limit=20), load_prompt_set("mt_bench", limit=20)],
+        "runs/small",
+        max_new_tokens=64,
+    )
+    print(run.files["report"].read_text())
+
+Data-parallel on several GPUs (or CPU processes)::
+
+    accelerate launch --num_processes 4 -m inferenceguard.cli eval ... --out runs/big
+
+What is written under ``out_dir``:
+
+* ``run.json`` — the run's settings (models, configs, prompt sets, seed). A later call with
+  the same ``out_dir`` resumes only if the settings that change answers are equal.
+* ``shards/records-rank<r>.jsonl`` — every finished record, appended and fsync'ed as soon
+  as it exists, one file per process; an interrupted run loses nothing finished, and the
+  next call skips every record already there.
+* ``records.jsonl`` — all records of the run's prompt sets × strategies, merged and
+  ordered (prompt set, prompt, strategy), written atomically by rank 0.
+* ``summary.json``, ``report.md``, ``plots/`` — see :mod:`.report`.
+
+Reproducibility: each prompt's seed derives from ``seed`` and the prompt's key (never
+from the rank or the order of work), and all strategies of one prompt run in one
+process, one after the other, so a P-process run gives the records of a 1-process run,
+and the time ratio to plain decoding compares runs on the same device.
+
+Record fields: ``key``, ``prompt_key``, ``prompt_set``, ``prompt_index``, ``kind``,
+``prompt``, ``strategy`` (label), ``strategy_name``, ``method`` (``generate`` or
+``generate_unverified``), ``seed``, ``text``, ``finish_reason``, ``cost``, ``budget``,
+``safe`` (verified cost within budget), ``prefix_safe`` (also every evaluator-scored prefix within
+budget), ``max_prefix_cost`` (the search's own), ``eval_max_prefix_cost`` (the evaluator's
+re-scoring of the response's prefixes every ``prefix_stride`` tokens, the same for every
+strategy), ``reward``, ``refusal``, ``seconds`` (the strategy's own call only),
+``tokens``, ``prompt_tokens``, ``exhausted``, ``steps``,
+``candidates_sampled``, ``resample_rounds``, ``critic_used``, ``rank``, ``error``
+(``None``, or why the request was rejected).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._distributed import (
+    ProcessInfo,
+    append_jsonl,
+    process_info,
+    read_jsonl,
+    shard,
+    wait_for_everyone,
+)
+from .._io import atomic_write_text
+from ..config import GuardConfig
+from ..errors import (
+    ConfigError,
+    ContextLengthError,
+    InputError,
+    ResourceError,
+    SafetyExhaustedError,
+)
+from ..guard import InferenceGuard
+from ..result import GuardResult
+from ..scorers.base import checked_scores
+from .metrics import GroupSummary, is_refusal, summarize
+from .strategies import StrategySpec, parse_strategy, resolve_config
+from .tasks import PromptSet
+
+__all__ = ["EvalRun", "evaluate", "init_distributed", "prompt_seed"]
+
+#: Record fields that measure time or placement; everything else is reproducible.
+VOLATILE_FIELDS: frozenset[str] = frozenset({"seconds", "rank"})
+#: Request errors recorded (and excluded from the metrics) instead of stopping the run.
+RECORDED_ERRORS: tuple[type[Exception], ...] = (ContextLengthError, ResourceError, InputError)
+#: ``run.json`` fields that must match for a run to resume into an existing folder.
+_FINGERPRINT = (
+    "lm",
+    "cost_model",
+    "cost_threshold",
+    "reward_model",
+    "critic",
+    "base_config",
+    "seed",
+    "common",
+    "prefix_stride",
+)
+
+
+@dataclass
+class EvalRun:
+    """What :func:`evaluate` returns.
+
+    Attributes:
+        out_dir: the run folder.
+        records: the merged records (prompt set, prompt, strategy order).
+        summaries: metrics per strategy and prompt group (:func:`.metrics.summarize`).
+        files: written files by role (``records``, ``summary``, ``report``, plots ...).
+        meta: the contents of ``run.json``.
+        new_records: records produced by this call in this process (the rest were resumed
+            or came from other processes).
+    """
+
+    out_dir: Path
+    records: list[dict[str, Any]]
+    summaries: list[GroupSummary]
+    files: dict[str, Path] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    new_records: int = 0
+
+
+def prompt_seed(seed: int, prompt_key: str) -> int:
+    """The sampling seed of one prompt: a hash of the run seed and the prompt's key.
+
+    Every strategy sees the same seed for a prompt, on whichever process runs it.
+    """
+    digest = hashlib.sha256(f"{seed}:{prompt_key}".encode()).hexdigest()
+    return int(digest[:15], 16)
+
+
+def init_distributed() -> ProcessInfo:
+    """This process's rank and world size (CPU-only runs included); call before loading models."""
+    return process_info()
+
+
+def _guard_for(guard: InferenceGuard, config: GuardConfig) -> InferenceGuard:
+    return InferenceGuard(
+        guard.lm, guard.cost_model, guard.reward_model, critic=guard.critic, config=config
+    )
+
+
+def _eval_prefix_cost(
+    guard: InferenceGuard, prompt: str, result: GuardResult, stride: int
+) -> float:
+    """Largest cost among the response's prefixes every ``stride`` tokens and the full text."""
+    tokens = result.token_ids
+    prefixes = [
+        guard.lm.decode(tokens[:k]).rstrip("\ufffd") for k in range(stride, len(tokens), stride)
+    ]
+    prefixes = [p for p in prefixes if p and p != result.text]
+    if not prefixes:
+        return float(result.safety.cost)
+    costs = checked_scores(guard.cost_model, [prompt] * len(prefixes), prefixes)
+    return max(float(costs.max()), float(result.safety.cost))
+
+
+def _record(
+    guard: InferenceGuard,
+    spec: StrategySpec,
+    pset: PromptSet,
+    position: int,
+    key: str,
+    seed: int,
+    prefix_stride: int,
+    rank: int,
+) -> dict[str, Any]:
+    """Run one strategy on one prompt and measure the answer.
+
+    ``safe`` is the verified cost of the returned text within budget. Raw
+    (``generate_unverified``) runs keep unsafe candidates, so a baseline's unsafe answer is
+    measured as such rather than replaced by an empty or refused text.
+    """
+    prompt = pset.prompts[position]
+    record: dict[str, Any] = {
+        "key": f"{key}|{spec.label}",
+        "prompt_key": key,
+        "prompt_set": pset.name,
+        "prompt_index": pset.indices[position],
+        "kind": pset.kind,
+        "prompt": prompt,
+        "strategy": spec.label,
+        "strategy_name": spec.name,
+        "method": spec.method,
+        "seed": seed,
+    }
+    run = guard.generate if spec.verified else guard.generate_unverified
+    started = time.perf_counter()
+    try:
+        result = run(prompt, seed=seed)
+    except SafetyExhaustedError as exc:  # on_exhausted="raise": still a measurable answer
+        result = exc.result
+    except RECORDED_ERRORS as exc:
+        return {**record, "error": f"{type(exc).__name__}: {exc}", "rank": rank}
+    seconds = time.perf_counter() - started
+    report = result.safety
+    budget = report.budget
+    safe = report.cost <= budget
+    eval_prefix = _eval_prefix_cost(guard, prompt, result, prefix_stride) if prefix_stride else None
+    prefix_safe = safe and (eval_prefix is None or eval_prefix <= budget)
+    reward = float(checked_scores(guard.reward_model, [prompt], [result.text])[0])
+    return {
+        **record,
+        "text": result.text,
+        "finish_reason": result.finish_reason,
+        "cost": report.cost,
+        "budget": budget,
+        "safe": safe,
+        "prefix_safe": prefix_safe,
+        "max_prefix_cost": report.max_prefix_cost,
+        "eval_max_prefix_cost": eval_prefix,
+        "prefix_stride": prefix_stride or None,
+        "reward": reward,
+        "refusal": is_refusal(result.text),
+        "seconds": seconds,
+        "tokens": result.completion_tokens,
+        "prompt_tokens": result.prompt_tokens,
+        "exhausted": report.exhausted,
+        "steps": report.steps,
+        "candidates_sampled": report.candidates_sampled,
+        "resample_rounds": report.resample_rounds,
+        "critic_used": report.critic_used,
+        "rank": rank,
+        "error": None,
+    }
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for name in ("inferenceguard", "torch", "transformers", "accelerate"):
+        with contextlib.suppress(Exception):
+            module = __import__(name)
+            out[name] = str(getattr(module, "__version__", "?"))
+    return out
+
+
+def _meta(
+    guard: InferenceGuard,
+    specs: Sequence[StrategySpec],
+    configs: Mapping[str, GuardConfig],
+    prompt_sets: Sequence[PromptSet],
+    seed: int,
+    common: Mapping[str, Any],
+    prefix_stride: int,
+    info: ProcessInfo,
+    plain_strategy: str | None,
+) -> dict[str, Any]:
+    critic = guard.critic
+    return {
+        "lm": guard.lm.model_id,
+        "cost_model": guard.cost_model.id,
+        "cost_threshold": guard.cost_model.threshold,
+        "reward_model": guard.reward_model.id,
+        "critic": None if critic is None else str(getattr(critic, "id", type(critic).__name__)),
+        "base_config": {k: v for k, v in guard.config.to_dict().items() if k != "seed"},
+        "seed": seed,
+        "common": dict(common),
+        "prefix_stride": prefix_stride,
+        "strategies": [
+            {
+                "label": s.label,
+                "name": s.name,
+                "method": s.method,
+                "config": configs[s.label].to_dict(),
+            }
+            for s in specs
+        ],
+        "plain_strategy": plain_strategy,
+        "prompt_sets": [p.to_dict() for p in prompt_sets],
+        "world_size": info.world_size,
+        "device": str(guard.lm.device),
+        "versions": _versions(),
+    }
+
+
+def _check_resumable(existing: Mapping[str, Any], meta: Mapping[str, Any], out_dir: Path) -> None:
+    differ = [
+        k
+        for k in _FINGERPRINT
+        if json.dumps(existing.get(k), sort_keys=True, default=str)
+        != json.dumps(meta.get(k), sort_keys=True, default=str)
+    ]
+    if differ:
+        details = "; ".join(f"{k}: {existing.get(k)!r} -> {meta.get(k)!r}" for k in differ)
+        raise ConfigError(
+            f"{out_dir} holds a run with other settings, so its records cannot be resumed "
+            f"({details}).",
+            hint="use a new --out folder, or overwrite=True (--overwrite) to start afresh.",
+        )
+
+
+def _done_keys(shards: Path) -> set[str]:
+    return {r["key"] for r in read_jsonl(sorted(shards.glob("*.jsonl"))) if "key" in r}
+
+
+def _wait_for_files(paths: Sequence[Path], poll_s: float = 0.2) -> None:
+    """Block until every path exists (a barrier without a collective-op timeout)."""
+    while not all(p.exists() for p in paths):
+        time.sleep(poll_s)
+
+
+def evaluate(
+    guard: InferenceGuard,
+    strategies: Sequence[str | StrategySpec],
+    prompt_sets: Sequence[PromptSet],
+    out_dir: str | os.PathLike,
+    *,
+    seed: int = 0,
+    max_new_tokens: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    prefix_stride: int = 16,
+    plain_strategy: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    write_report: bool = True,
+    plots: bool = True,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> EvalRun:
+    """Run every strategy on every prompt; write records, a summary, a report and plots.
+
+    Args:
+        guard: the models (LM, cost, reward, critic) and the base :class:`GuardConfig`.
+        strategies: specs such as ``"plain"`` or ``"best_of_n:n_candidates=16"``
+            (see :mod:`.strategies`).
+        prompt_sets: the prompts (see :func:`.tasks.load_prompt_set`).
+        out_dir: the run folder; an existing one is resumed (see the module docstring).
+        seed: run seed; each prompt's sampling seed derives from it and the prompt's key.
+        max_new_tokens: maximum response length for every strategy (``None``: the guard's).
+        overrides: other :class:`GuardConfig` fields for every strategy (a strategy's own
+            options win).
+        prefix_stride: re-score each response's prefixes every this many tokens with the
+            cost model, the same way for every strategy (``0`` turns it off).
+        plain_strategy: the label the time ratio divides by (default: the first ``plain``
+            strategy of the run, if any).
+        overwrite: delete the folder's previous records instead of resuming them.
+        progress: show a tqdm progress bar (one per process).
+        write_report: write ``summary.json`` and ``report.md`` (rank 0).
+        plots: also draw the plots (needs ``matplotlib``; skipped with a message if not).
+        on_record: called with each new record after it is written (in the process
+            that produced it).
+
+    Returns:
+        :class:`EvalRun` with the merged records and the summaries (on every process).
+
+    Raises:
+        ConfigError: an invalid strategy or combination, duplicate labels or set names, a
+            critic strategy without a critic, or a folder holding a different run.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out_dir)
+    specs = [parse_strategy(s) for s in strategies]
+    labels = [s.label for s in specs]
+    if not specs:
+        raise ConfigError("No strategies to evaluate.", hint="pass at least one, e.g. 'plain'.")
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"Duplicate strategies: {labels}.")
+    names = [p.name for p in prompt_sets]
+    if not prompt_sets:
+        raise ConfigError("No prompt sets to evaluate.")
+    if len(set(names)) != len(names):
+        raise ConfigError(
+            f"Duplicate prompt set names: {names}.", hint="name them with NAME=SOURCE."
+        )
+    for spec in specs:
+        if spec.needs_critic and guard.critic is None:
+            raise ConfigError(
+                f"Strategy {spec.label!r} needs a critic, but the guard has none.",
+                hint="load one (critic='default' or a path), or drop this strategy.",
+            )
+    if prefix_stride < 0:
+        raise ConfigError(f"prefix_stride must be >= 0, got {prefix_stride}.")
+    common: dict[str, Any] = dict(overrides or {})
+    if max_new_tokens is not None:
+        common["max_new_tokens"] = max_new_tokens
+    common.pop("seed", None)  # per prompt
+    configs = {s.label: resolve_config(guard.config, s, common) for s in specs}
+    guards = {label: _guard_for(guard, cfg) for label, cfg in configs.items()}
+    if plain_strategy is None:
+        plain_strategy = next((s.label for s in specs if s.name == "plain"), None)
+
+    info = init_distributed()
+    shards, sync = out / "shards", out / ".sync"
+    meta = _meta(
+        guard, specs, configs, prompt_sets, seed, common, prefix_stride, info, plain_strategy
+    )
+    run_file = out / "run.json"
+    # 1. Every rank checks the folder before anyone changes it.
+    if run_file.exists() and not overwrite:
+        _check_resumable(json.loads(run_file.read_text(encoding="utf-8")), meta, out)
+    wait_for_everyone()
+    # 2. Rank 0 prepares the folder and names this invocation.
+    if info.is_main:
+        if overwrite:
+            for path in (shards, out / "records.jsonl"):
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
+        shutil.rmtree(sync, ignore_errors=True)
+        sync.mkdir(parents=True, exist_ok=True)
+        meta["invocation"] = uuid.uuid4().hex
+        meta["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        atomic_write_text(run_file, json.dumps(meta, indent=2, default=str) + "\n")
+    wait_for_everyone()
+    invocation = json.loads(run_file.read_text(encoding="utf-8"))["invocation"]
+    meta["invocation"] = invocation
+    # 3. Everyone reads what is done, then waits, so nobody sees a half-updated picture.
+    done = _done_keys(shards)
+    wait_for_everyone()
+
+    units: list[tuple[PromptSet, int, str, list[StrategySpec]]] = []
+    for pset in prompt_sets:
+        for position, key in enumerate(pset.prompt_keys()):
+            todo = [s for s in specs if f"{key}|{s.label}" not in done]
+            if todo:
+                units.append((pset, position, key, todo))
+    mine = shard(units, info)
+    my_file = shards / f"records-rank{info.rank}.jsonl"
+    new_records = 0
+    total = sum(len(u[3]) for u in mine)
+    desc = f"eval rank {info.rank}" if info.world_size > 1 else "eval"
+    with tqdm(
+        total=total,
+        desc=desc,
+        position=info.rank,
+        disable=not progress,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    ) as bar:
+        for pset, position, key, todo in mine:
+            pseed = prompt_seed(seed, key)
+            for spec in todo:
+                bar.set_postfix_str(
+                    f"{pset.name}#{pset.indices[position]} {spec.label}", refresh=False
+                )
+                record = _record(
+                    guards[spec.label], spec, pset, position, key, pseed, prefix_stride, info.rank
+                )
+                append_jsonl(my_file, record)
+                new_records += 1
+                if on_record is not None:
+                    on_record(record)
+                bar.update(1)
+
+    # 4. File-based barrier: no collective-op timeout however uneven the shards are.
+    (sync / f"done-{invocation}-rank{info.rank}").touch()
+    merged_flag = sync / f"merged-{invocation}"
+    files: dict[str, Path] = {"run": run_file, "records": out / "records.jsonl"}
+    wanted = {f"{key}|{s.label}" for p in prompt_sets for key in p.prompt_keys() for s in specs}
+    if info.is_main:
+        _wait_for_files([sync / f"done-{invocation}-rank{r}" for r in range(info.world_size)])
+        order = {
+            k: i
+            for i, k in enumerate(
+                f"{key}|{s.label}" for p in prompt_sets for key in p.prompt_keys() for s in specs
+            )
+        }
+        merged: dict[str, dict[str, Any]] = {}
+        for rec in read_jsonl(sorted(shards.glob("*.jsonl"))):
+            if rec.get("key") in wanted:
+                merged.setdefault(rec["key"], rec)
+        records = sorted(merged.values(), key=lambda r: order[r["key"]])
+        atomic_write_text(
+            files["records"],
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+        )
+        summaries = summarize(records, plain_strategy=plain_strategy)
+        if write_report:
+            from .report import write_report as _write_report
+
+            files.update(_write_report(out, records, summaries, meta, plots=plots))
+        if info.world_size == 1:
+            shutil.rmtree(sync, ignore_errors=True)  # nobody waits on the flag
+        else:
+            merged_flag.touch()
+    else:
+        _wait_for_files([merged_flag])
+        records = list(read_jsonl([files["records"]]))
+        summaries = summarize(records, plain_strategy=plain_strategy)
+        if write_report:
+            files.update({"summary": out / "summary.json", "report": out / "report.md"})
+    return EvalRun(out, records, summaries, files, meta, new_records)

@@ -1,0 +1,494 @@
+"""Prompt sets for the evaluation: the built-in benchmarks, local files, hub datasets.
+
+A :class:`PromptSet` is a named, ordered tuple of prompts with a ``kind``
+(``"harmful"``, ``"benign"`` or ``"unknown"``) that the report groups by. Each prompt
+gets a stable key (set name, index, and a hash of its text), so results of a resumed run
+never attach to a different prompt.
+
+Built-in sets read the shared data folder (``$INFERENCEGUARD_DATA``, else
+``<repo>/../shared/data``; see :func:`data_root`):
+
+=====================  =======  ==========================================================
+name                   kind     source
+=====================  =======  ==========================================================
+``advbench``           harmful  AdvBench harmful behaviors (``goal``), 520
+``harmbench_val``      harmful  HarmBench validation, standard behaviors, 41
+``harmbench_test``     harmful  HarmBench test, standard behaviors, 159
+``malicious_instruct`` harmful  MaliciousInstruct, 100
+``strongreject``       harmful  StrongREJECT forbidden prompts, 313
+``xstest_unsafe``      harmful  XSTest unsafe prompts, 200
+``xstest_safe``        benign   XSTest safe-but-scary prompts (over-refusal), 250
+``mt_bench``           benign   MT-Bench first turns, 80
+``vicuna_bench``       benign   Vicuna-bench questions, 80
+``alpaca``             benign   harmless Alpaca instructions (refusal-direction split), 6266
+=====================  =======  ==========================================================
+
+With ``limit``, a built-in set takes ``limit`` prompts spread evenly over the whole file
+(MT-Bench's first ten are all "writing"); a user file takes its first ``limit`` rows.
+
+Usage::
+
+    advbench = load_prompt_set("advbench", limit=8)
+    mine = load_prompt_set("prompts.csv:question", kind="benign")
+    hub = load_prompt_set("walledai/AdvBench:prompt", kind="harmful")  # needs `datasets`
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import ConfigError, InputError
+
+__all__ = [
+    "BUILTIN_SETS",
+    "PromptSet",
+    "data_root",
+    "load_prompt_set",
+    "parse_prompt_spec",
+    "prompt_key",
+]
+
+Kind = Literal["harmful", "benign", "unknown"]
+KINDS: tuple[str, ...] = ("harmful", "benign", "unknown")
+
+#: Column names tried, in order, when a file's prompt column is not given.
+PROMPT_COLUMNS: tuple[str, ...] = (
+    "prompt",
+    "goal",
+    "Behavior",
+    "behavior",
+    "instruction",
+    "question",
+    "forbidden_prompt",
+    "query",
+    "input",
+    "text",
+    "turns",
+)
+
+
+def prompt_key(prompt_set: str, index: int, text: str) -> str:
+    """Stable key of one prompt: ``"<set>/<index>/<sha1(text)[:10]>"``."""
+    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+    return f"{prompt_set}/{index}/{digest}"
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """A named, ordered set of prompts.
+
+    Attributes:
+        name: used in record keys, tables and plots (letters, digits, ``._-``).
+        prompts: the prompt texts, in order.
+        kind: ``"harmful"`` (safety is the point), ``"benign"`` (helpfulness and
+            over-refusal are the point) or ``"unknown"``.
+        source: where the prompts came from (a path, a built-in name, a hub id).
+        indices: each prompt's row index in the source (differs from ``range`` when a
+            limit spread the selection).
+    """
+
+    name: str
+    prompts: tuple[str, ...]
+    kind: Kind = "unknown"
+    source: str = ""
+    indices: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", self.name):
+            raise ConfigError(
+                f"Prompt set name {self.name!r} may only hold letters, digits, '.', '_' and '-'.",
+                hint="name it with NAME=SOURCE, e.g. --prompts mine=prompts.csv:question",
+            )
+        if self.kind not in KINDS:
+            raise ConfigError(f"Prompt set kind must be one of {KINDS}, got {self.kind!r}.")
+        if not self.prompts:
+            raise InputError(f"Prompt set {self.name!r} ({self.source}) holds no prompts.")
+        if not self.indices:
+            object.__setattr__(self, "indices", tuple(range(len(self.prompts))))
+        if len(self.indices) != len(self.prompts):
+            raise ValueError("indices and prompts must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def prompt_keys(self) -> list[str]:
+        """The stable key of every prompt (see :func:`prompt_key`)."""
+        return [
+            prompt_key(self.name, i, p) for i, p in zip(self.indices, self.prompts, strict=True)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Metadata for ``run.json`` (not the prompts themselves)."""
+        digest = hashlib.sha256("\n".join(self.prompts).encode("utf-8")).hexdigest()[:16]
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "source": self.source,
+            "n": len(self),
+            "sha256_16": digest,
+        }
+
+
+# --------------------------------------------------------------------------- data folder
+
+
+def data_root() -> Path:
+    """The shared data folder the built-in sets read.
+
+    ``$INFERENCEGUARD_DATA`` when set; else the first existing of ``<repo>/../shared/data``
+    and ``<repo>/shared/data`` (for a source checkout), ``./shared/data`` and
+    ``../shared/data``.
+
+    Raises:
+        ConfigError: no data folder was found.
+    """
+    env = os.environ.get("INFERENCEGUARD_DATA")
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_dir():
+            raise ConfigError(f"INFERENCEGUARD_DATA={env!r} is not a folder.")
+        return path
+    repo = Path(__file__).resolve().parents[3]
+    candidates = [
+        repo.parent / "shared" / "data",
+        repo / "shared" / "data",
+        Path.cwd() / "shared" / "data",
+        Path.cwd().parent / "shared" / "data",
+    ]
+    for path in candidates:
+        if (path / "advbench").is_dir() or (path / "mt_bench").is_dir():
+            return path
+    raise ConfigError(
+        "The built-in prompt sets need the shared data folder, which was not found "
+        f"(looked in: {', '.join(str(c) for c in candidates)}).",
+        hint="set INFERENCEGUARD_DATA to the folder holding advbench/, harmbench/, mt_bench/ ...,"
+        " or pass prompt files with --prompts FILE[:COLUMN].",
+    )
+
+
+@dataclass(frozen=True)
+class _Builtin:
+    path: str
+    column: str | None
+    kind: Kind
+    description: str
+    keep: Callable[[Mapping[str, Any]], bool] | None = None
+
+
+#: Built-in prompt sets: name -> (file under :func:`data_root`, column, kind, filter).
+BUILTIN_SETS: dict[str, _Builtin] = {
+    "advbench": _Builtin(
+        "advbench/harmful_behaviors.csv", "goal", "harmful", "AdvBench harmful behaviors"
+    ),
+    "harmbench_val": _Builtin(
+        "harmbench/harmbench_behaviors_text_val.csv",
+        "Behavior",
+        "harmful",
+        "HarmBench validation split, standard behaviors (no context, no copyright)",
+        keep=lambda row: row.get("FunctionalCategory") == "standard",
+    ),
+    "harmbench_test": _Builtin(
+        "harmbench/harmbench_behaviors_text_test.csv",
+        "Behavior",
+        "harmful",
+        "HarmBench test split, standard behaviors (no context, no copyright)",
+        keep=lambda row: row.get("FunctionalCategory") == "standard",
+    ),
+    "malicious_instruct": _Builtin(
+        "malicious_instruct/MaliciousInstruct.txt", None, "harmful", "MaliciousInstruct"
+    ),
+    "strongreject": _Builtin(
+        "strongreject/strongreject_dataset.csv",
+        "forbidden_prompt",
+        "harmful",
+        "StrongREJECT forbidden prompts",
+    ),
+    "xstest_unsafe": _Builtin(
+        "xstest/xstest_prompts.csv",
+        "prompt",
+        "harmful",
+        "XSTest v2 unsafe prompts",
+        keep=lambda row: row.get("label") == "unsafe",
+    ),
+    "xstest_safe": _Builtin(
+        "xstest/xstest_prompts.csv",
+        "prompt",
+        "benign",
+        "XSTest v2 safe prompts that sound unsafe (over-refusal test)",
+        keep=lambda row: row.get("label") == "safe",
+    ),
+    "mt_bench": _Builtin(
+        "mt_bench/mt_bench_question.jsonl", "turns", "benign", "MT-Bench questions, first turn"
+    ),
+    "vicuna_bench": _Builtin(
+        "mt_bench/vicuna_bench_question.jsonl", "turns", "benign", "Vicuna-bench questions"
+    ),
+    "alpaca": _Builtin(
+        "alpaca_harmless/harmless_test.json",
+        "instruction",
+        "benign",
+        "Harmless Alpaca instructions (refusal-direction test split)",
+    ),
+}
+
+
+# --------------------------------------------------------------------------- file readers
+
+
+def _cell(value: Any) -> str | None:
+    """A prompt from a cell: strings as is, a list's first string (MT-Bench ``turns``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple) and value and isinstance(value[0], str):
+        return value[0]
+    return None
+
+
+def _pick_column(columns: Sequence[str], column: str | None, source: str) -> str:
+    if column is not None:
+        if column not in columns:
+            raise InputError(
+                f"Column {column!r} is not in {source} (columns: {', '.join(map(str, columns))})."
+            )
+        return column
+    for name in PROMPT_COLUMNS:
+        if name in columns:
+            return name
+    raise InputError(
+        f"Cannot tell which column of {source} holds the prompts "
+        f"(columns: {', '.join(map(str, columns))}).",
+        hint=f"name it: --prompts {source}:COLUMN",
+    )
+
+
+def _rows_from_file(path: Path) -> tuple[list[Any], str]:
+    """Rows of a CSV/TSV, JSONL, JSON or TXT file, and the format name.
+
+    The built-in sets need every row (to filter by label and keep row indices), which
+    :func:`inferenceguard.prompts.load_prompts` does not expose; user files go through it.
+    """
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        with open(path, encoding="utf-8", newline="") as fh:
+            return list(csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")), "csv"
+    if suffix == ".jsonl":
+        rows = []
+        with open(path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise InputError(f"{path}:{n} is not valid JSON: {exc}") from None
+        return rows, "jsonl"
+    if suffix == ".json":
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        if isinstance(data, dict):
+            # {"prompts": [...]} or {"data": [...]}: the first list value.
+            data = next((v for v in data.values() if isinstance(v, list)), None)
+        if not isinstance(data, list):
+            raise InputError(f"{path} must hold a JSON list (of strings or objects).")
+        return data, "json"
+    with open(path, encoding="utf-8") as fh:
+        return [line.rstrip("\r\n") for line in fh if line.strip()], "txt"
+
+
+def _prompts_from_rows(
+    rows: Iterable[Any],
+    column: str | None,
+    source: str,
+    keep: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> tuple[list[str], list[int]]:
+    prompts: list[str] = []
+    indices: list[int] = []
+    chosen: str | None = None
+    for i, row in enumerate(rows):
+        if isinstance(row, str):
+            if column is not None:
+                raise InputError(f"{source} holds plain lines; it has no column {column!r}.")
+            text: str | None = row
+        elif isinstance(row, Mapping):
+            if keep is not None and not keep(row):
+                continue
+            if chosen is None:
+                chosen = _pick_column(list(row.keys()), column, source)
+            text = _cell(row.get(chosen))
+        else:
+            raise InputError(f"Row {i} of {source} is neither a string nor an object: {row!r:.80}")
+        if text is not None and text.strip():
+            prompts.append(text.strip())
+            indices.append(i)
+    return prompts, indices
+
+
+def _read_file(path: Path, column: str | None) -> tuple[list[str], list[int]]:
+    """Prompts of a user's file, read by the library's one loader (:mod:`inferenceguard.prompts`).
+
+    Columns follow its syntax (``goal``, ``turns[0]``, ``meta.text``); TSV files, which it
+    does not read, are read here.
+    """
+    if path.suffix.lower() == ".tsv":
+        rows, _ = _rows_from_file(path)
+        return _prompts_from_rows(rows, column, str(path))
+    from ..prompts import load_prompts
+
+    prompts = load_prompts(path, column)
+    return prompts, list(range(len(prompts)))
+
+
+def _read_hub(
+    dataset_id: str, column: str | None, split: str | None
+) -> tuple[list[str], list[int]]:
+    try:
+        import datasets
+    except ImportError:
+        raise ConfigError(
+            f"{dataset_id!r} is neither a file, nor a built-in prompt set "
+            f"({', '.join(BUILTIN_SETS)}); loading it as a Hugging Face dataset needs the "
+            "`datasets` package, which is not installed.",
+            hint="pip install datasets (and have the hub reachable), or download the prompts "
+            "to a CSV/JSONL file and pass --prompts FILE:COLUMN.",
+        ) from None
+    try:
+        if split is None:
+            loaded = datasets.load_dataset(dataset_id)
+            split = "test" if "test" in loaded else next(iter(loaded))
+            table = loaded[split]
+        else:
+            table = datasets.load_dataset(dataset_id, split=split)
+    except Exception as exc:  # network, missing dataset, bad split: one clear message
+        raise ConfigError(
+            f"Could not load the Hugging Face dataset {dataset_id!r} (split {split!r}): {exc}",
+            hint="check the id and split, and that the hub is reachable (HF_HUB_OFFLINE unset).",
+        ) from exc
+    return _prompts_from_rows(iter(table), column, f"{dataset_id}[{split}]")
+
+
+# --------------------------------------------------------------------------- specs
+
+
+def parse_prompt_spec(spec: str) -> tuple[str | None, str, str | None]:
+    """Split ``[NAME=]SOURCE[:COLUMN]`` into ``(name, source, column)``.
+
+    ``SOURCE`` is a file, a built-in name or a hub dataset id. The ``:COLUMN`` suffix is
+    only split off when the whole string is not itself an existing path.
+    """
+    name = None
+    head, sep, tail = spec.partition("=")
+    if sep and re.fullmatch(r"[A-Za-z0-9._-]+", head) and not Path(spec).exists():
+        name, spec = head, tail
+    if Path(spec).exists() or ":" not in spec:
+        return name, spec, None
+    source, _, column = spec.rpartition(":")
+    if "/" in column or "\\" in column:  # "C:\\data.csv": the colon is part of the path
+        return name, spec, None
+    if not source or not column:
+        raise InputError(f"Bad prompt spec {spec!r}; expected [NAME=]SOURCE[:COLUMN].")
+    return name, source, column
+
+
+def _spread(n_total: int, limit: int) -> list[int]:
+    """``limit`` indices spread evenly over ``range(n_total)``, first one 0."""
+    if limit >= n_total:
+        return list(range(n_total))
+    return [i * n_total // limit for i in range(limit)]
+
+
+def _default_name(source: str) -> str:
+    stem = Path(source).stem if Path(source).suffix else source.rsplit("/", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem) or "prompts"
+
+
+def load_prompt_set(
+    spec: str,
+    *,
+    limit: int | None = None,
+    kind: Kind | None = None,
+    name: str | None = None,
+    split: str | None = None,
+) -> PromptSet:
+    """Load a prompt set from a built-in name, a local file, or a hub dataset id.
+
+    Args:
+        spec: ``[NAME=]SOURCE[:COLUMN]``. ``SOURCE`` is tried as a local file (CSV/TSV
+            with a header, JSONL, a JSON list, or TXT with one prompt per line), then as a
+            built-in name (:data:`BUILTIN_SETS`), then as a Hugging Face dataset id
+            (needs the ``datasets`` package and the hub). Without ``COLUMN`` the first of
+            :data:`PROMPT_COLUMNS` present is used.
+        limit: keep at most this many prompts (built-ins: spread evenly; files: the first).
+        kind: ``"harmful"``, ``"benign"`` or ``"unknown"`` (built-ins know their kind).
+        name: the set's name (default: ``NAME=`` from the spec, the built-in name, or the
+            file stem).
+        split: the hub dataset's split (default ``"test"`` if present, else the first).
+
+    Returns:
+        The :class:`PromptSet`.
+
+    Raises:
+        InputError: the file has no such column, or no prompts.
+        ConfigError: the source is not found anywhere, or ``datasets`` is missing.
+    """
+    if limit is not None and limit < 1:
+        raise ConfigError(f"limit must be >= 1, got {limit}.")
+    spec_name, source, column = parse_prompt_spec(spec)
+    name = name or spec_name
+    path = Path(source).expanduser()
+    if path.is_file():
+        prompts, indices = _read_file(path, column)
+        if limit is not None:
+            prompts, indices = prompts[:limit], indices[:limit]
+        return PromptSet(
+            name or _default_name(source),
+            tuple(prompts),
+            kind or "unknown",
+            str(path),
+            tuple(indices),
+        )
+    if source in BUILTIN_SETS:
+        builtin = BUILTIN_SETS[source]
+        file = data_root() / builtin.path
+        rows, _ = _rows_from_file(file)
+        prompts, indices = _prompts_from_rows(
+            rows, column or builtin.column, str(file), builtin.keep
+        )
+        if limit is not None:
+            chosen = _spread(len(prompts), limit)
+            prompts, indices = [prompts[i] for i in chosen], [indices[i] for i in chosen]
+        return PromptSet(
+            name or source,
+            tuple(prompts),
+            kind or builtin.kind,
+            f"builtin:{source}",
+            tuple(indices),
+        )
+    looks_like_file = path.suffix.lower() in (".csv", ".tsv", ".json", ".jsonl", ".txt")
+    if looks_like_file or source.startswith((".", "/", "~")) or os.sep + os.sep in source:
+        raise ConfigError(f"Prompt file {source!r} does not exist.")
+    if "/" not in source:
+        import difflib
+
+        close = difflib.get_close_matches(source, list(BUILTIN_SETS), n=1)
+        raise ConfigError(
+            f"Unknown prompt set {source!r}: not a file and not a built-in set."
+            + (f" Did you mean {close[0]!r}?" if close else ""),
+            hint=f"built-in sets: {', '.join(BUILTIN_SETS)}; or pass FILE[:COLUMN].",
+        )
+    prompts, indices = _read_hub(source, column, split)
+    if limit is not None:
+        prompts, indices = prompts[:limit], indices[:limit]
+    return PromptSet(
+        name or _default_name(source),
+        tuple(prompts),
+        kind or "unknown",
+        f"hf:{source}",
+        tuple(indices),
+    )
