@@ -107,6 +107,12 @@ class GuardConfig(BaseModel):
     """Candidates whose critic probability of ending safe is below this rank below every
     candidate the critic trusts (they remain above verified-unsafe ones)."""
 
+    critic_ranking: Literal["reward", "value"] = "reward"
+    """With a critic: rank the candidates it trusts by the reward model (``"reward"``) or by
+    its own value head (``"value"``, the paper's choice). The shipped critic's value head
+    predicts reward poorly (test R² 0.04), so its safety head filters and the reward model
+    ranks by default."""
+
     adaptive: bool = False
     """Compute that adapts to risk: while every candidate is at least ``adaptive_margin``
     inside the budget, the next step samples only ``adaptive_min_candidates``."""

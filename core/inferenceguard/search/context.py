@@ -25,9 +25,10 @@ class Critic(Protocol):
     """What the search needs from a critic (see :mod:`inferenceguard.critic`)."""
 
     def predict(
-        self, hidden: torch.Tensor, z_norm: torch.Tensor, step_frac: torch.Tensor
+        self, hidden: torch.Tensor, z: torch.Tensor, step_frac: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`[n, H]`, `[n]`, `[n]` -> (p_safe `[n]`, value `[n]`)."""
+        """Hidden states `[n, H]`, raw safety state `[n]` (budget − tracked cost; the critic
+        normalises it) and step fraction `[n]` -> (p_safe `[n]`, value `[n]`)."""
 
 
 @dataclass

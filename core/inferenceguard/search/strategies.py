@@ -150,7 +150,8 @@ def block_search(
         p_safe = None
         if use_critic and ctx.critic is not None:
             step_frac = torch.full((len(parents),), (used + this_block) / cfg.max_new_tokens)
-            p_safe, task = ctx.critic.predict(block.hidden, z, step_frac)
+            p_safe, value = ctx.critic.predict(block.hidden, z, step_frac)
+            task = value if cfg.critic_ranking == "value" else ctx.reward(texts)
             ctx.stats.critic_used = True
         elif len(parents) > 1 or lagrangian:
             task = ctx.reward(texts)

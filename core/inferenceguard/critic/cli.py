@@ -1,0 +1,269 @@
+"""``inferenceguard train-critic``: roll out the base model, train the critic, save it.
+
+With no options it reproduces the shipped critic (embedded SmolLM2, default cost and
+reward models, the prompt mix below from ``../shared/data``), writing it to ``./critic``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from pathlib import Path
+
+__all__ = ["DEFAULT_PROMPTS", "data_root", "register", "run"]
+
+logger = logging.getLogger(__name__)
+
+#: The shipped critic's prompt mix, relative to the shared data folder: harmful requests
+#: (AdvBench) and benign ones (harmless Alpaca instructions, MT-Bench first turns).
+DEFAULT_PROMPTS: tuple[str, ...] = (
+    "advbench/harmful_behaviors.csv:goal",
+    "alpaca_harmless/harmless_test.json:instruction",
+    "mt_bench/mt_bench_question.jsonl:turns[0]",
+)
+
+#: Settings of the shipped critic (the CLI defaults), sized for ~15 min of rollouts on 2 CPU cores.
+DEFAULT_LIMIT = 48  # prompts per file (the first ones): 48 harmful + 96 benign
+DEFAULT_SAMPLES = 8  # responses per prompt: 8 rows cost little more than 4 per forward
+DEFAULT_BLOCK_LEN = 16  # = GuardConfig.block_len's default: the search must use the same
+DEFAULT_MAX_NEW_TOKENS = 64  # step fractions are tokens / this
+DEFAULT_TEMPERATURE = 1.0  # = GuardConfig.temperature's default
+
+EPILOG = """examples:
+  # reproduce the shipped critic (SmolLM2 + default cost/reward, ../shared/data mix)
+  inferenceguard train-critic --out core/inferenceguard/assets/default_critic --threads 1
+
+  # your own model, cost model and prompts (FILE[:COLUMN], repeatable)
+  inferenceguard train-critic --model ./my-llama --cost-model PKU-Alignment/beaver-7b-unified-cost \\
+      --prompts data/harmful.csv:goal --prompts data/benign.jsonl:turns[0] \\
+      --samples-per-prompt 5 --block-len 32 --max-new-tokens 128 --out my_critic
+
+  # rollouts on 4 GPUs (rank 0 merges and trains); an interrupted run resumes
+  accelerate launch --num_processes 4 -m inferenceguard.critic.cli --out my_critic
+  # (CPU-only: `accelerate launch --cpu` starts one process without MPI; use --multi_gpu,
+  #  which goes through torchrun, and the gloo CPU backend is picked when CUDA is absent)
+
+then: InferenceGuard(lm, cost, reward, critic=load_critic("my_critic", lm=lm, cost_model=cost))
+"""
+
+
+def data_root() -> Path:
+    """The shared data folder: ``$INFERENCEGUARD_DATA``, else the first existing of
+    ``<repo>/../shared/data``, ``./shared/data`` and ``../shared/data``."""
+    env = os.environ.get("INFERENCEGUARD_DATA")
+    if env:
+        return Path(env).expanduser()
+    repo = Path(__file__).resolve().parents[3]
+    for candidate in (repo.parent / "shared" / "data", Path("shared/data"), Path("../shared/data")):
+        if candidate.is_dir():
+            return candidate
+    return Path("../shared/data")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train-critic`` parser."""
+    p = subparsers.add_parser(
+        "train-critic",
+        help="train a latent critic from rollouts of the base model",
+        description=(
+            "Sample responses from the base model block by block (as the search does), score "
+            "them with the cost and reward models, and train the critic's safety and value "
+            "heads. Rollouts are resumable and shard over `accelerate launch` ranks."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--model", default="default", help="base LM: 'default' (embedded SmolLM2), folder or hub id"
+    )
+    p.add_argument(
+        "--cost-model", default="default", help="cost model spec (default: shipped probe)"
+    )
+    p.add_argument(
+        "--reward-model", default="default", help="reward model spec (default: MiniLM relevance)"
+    )
+    p.add_argument(
+        "--prompts",
+        action="append",
+        metavar="FILE[:COLUMN]",
+        help="prompt file (csv/json/jsonl/txt), repeatable; default: "
+        + ", ".join(DEFAULT_PROMPTS)
+        + " under the shared data folder",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        help="prompts per file (first ones; default %(default)s)",
+    )
+    p.add_argument(
+        "--samples-per-prompt", type=int, default=DEFAULT_SAMPLES, help="default %(default)s"
+    )
+    p.add_argument(
+        "--block-len",
+        type=int,
+        default=DEFAULT_BLOCK_LEN,
+        help="B; must equal the search's (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS, help="D (default %(default)s)"
+    )
+    p.add_argument(
+        "--temperature", type=float, default=DEFAULT_TEMPERATURE, help="default %(default)s"
+    )
+    p.add_argument("--top-p", type=float, default=1.0, help="default %(default)s")
+    p.add_argument(
+        "--budget", type=float, default=None, help="d (default: the cost model's threshold)"
+    )
+    p.add_argument("--out", default="critic", help="critic folder to write (default ./critic)")
+    p.add_argument(
+        "--rollouts",
+        default=None,
+        help="rollout folder (default: <INFERENCEGUARD_HOME>/critic_rollouts/<hash of settings>)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="sampling, split and training seed")
+    p.add_argument("--val-fraction", type=float, default=0.15)
+    p.add_argument("--test-fraction", type=float, default=0.15)
+    p.add_argument("--max-epochs", type=int, default=200)
+    p.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 … (default: CUDA if available)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (1 is fastest on a busy machine)",
+    )
+    p.add_argument("--rollouts-only", action="store_true", help="collect rollouts, do not train")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=run)
+
+
+def _rollout_dir(args: argparse.Namespace, ids: list[str], settings_doc: str) -> Path:
+    if args.rollouts:
+        return Path(args.rollouts)
+    import hashlib
+
+    from .._io import home_dir
+
+    key = hashlib.sha256((settings_doc + "\n" + "\n".join(ids)).encode()).hexdigest()[:12]
+    return home_dir() / "critic_rollouts" / key
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``train-critic``; returns the exit code."""
+    import json
+
+    import torch
+
+    from ..lm import LocalLM, SamplerSettings
+    from ..prompts import PromptSpec
+    from ..scorers.registry import load_cost_model, load_reward_model
+    from .io import save_critic
+    from .rollouts import (
+        RolloutSettings,
+        collect_rollouts,
+        init_distributed,
+        load_rollouts,
+        prompt_items,
+    )
+    from .train import TrainSettings, format_summary, train_critic
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    info = init_distributed()
+    device = args.device
+    if device is None and info.world_size > 1 and torch.cuda.is_available():
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', info.rank))}"
+    if args.prompts:
+        specs = [PromptSpec.parse(s) for s in args.prompts]
+    else:
+        root = data_root()
+        specs = [PromptSpec.parse(str(root / s)) for s in DEFAULT_PROMPTS]
+    items = prompt_items(specs, limit=args.limit)
+    settings = RolloutSettings(
+        samples_per_prompt=args.samples_per_prompt,
+        block_len=args.block_len,
+        max_new_tokens=args.max_new_tokens,
+        sampler=SamplerSettings(temperature=args.temperature, top_p=args.top_p),
+        budget=args.budget,
+        seed=args.seed,
+    )
+    started = time.perf_counter()
+    lm = LocalLM.from_pretrained(args.model, device=device)
+    cost = load_cost_model(args.cost_model, device=device)
+    reward = load_reward_model(args.reward_model, device=device)
+    doc = json.dumps(
+        [lm.model_id, cost.id, reward.id, settings.to_dict()], sort_keys=True, default=str
+    )
+    rollout_dir = _rollout_dir(args, [i.id for i in items], doc)
+    if info.is_main:
+        print(
+            f"train-critic: {len(items)} prompts × {settings.samples_per_prompt} samples, "
+            f"B={settings.block_len}, D={settings.max_new_tokens}; model {lm.model_id}, "
+            f"cost {cost.id}, reward {reward.id}; rollouts in {rollout_dir}",
+            flush=True,
+        )
+    collect_rollouts(items, lm, cost, reward, settings, rollout_dir, progress=not args.no_progress)
+    rollout_s = time.perf_counter() - started
+    if not info.is_main or args.rollouts_only:
+        return 0
+    data = load_rollouts(rollout_dir)
+    wanted = {i.id for i in items}
+    if len(data.records) != len(wanted):
+        # The folder may hold prompts of an earlier, larger run: train on this run's only.
+        data = _subset(data, wanted)
+    train_started = time.perf_counter()
+    result = train_critic(
+        data,
+        TrainSettings(
+            seed=args.seed,
+            val_fraction=args.val_fraction,
+            test_fraction=args.test_fraction,
+            max_epochs=args.max_epochs,
+        ),
+        progress=not args.no_progress,
+    )
+    result.critic.metadata["data"]["prompt_files"] = [
+        str(s) for s in (args.prompts or DEFAULT_PROMPTS)
+    ]
+    result.critic.metadata["data"]["limit_per_file"] = args.limit
+    out = save_critic(result.critic, args.out)
+    print(format_summary(result.metrics))
+    print(
+        f"saved {out} (rollouts {rollout_s:.0f} s, training {time.perf_counter() - train_started:.0f} s)"
+    )
+    return 0
+
+
+def _subset(data, wanted: set[str]):
+    """Only the blocks of prompts in ``wanted`` (re-indexed)."""
+    import torch
+
+    from .rollouts import RolloutData
+
+    keep = [i for i, r in enumerate(data.records) if r["prompt_id"] in wanted]
+    remap = torch.full((len(data.records),), -1, dtype=torch.long)
+    remap[torch.tensor(keep)] = torch.arange(len(keep))
+    mask = remap[data.prompt_index] >= 0
+    return RolloutData(
+        info=data.info,
+        records=[data.records[i] for i in keep],
+        hidden=data.hidden[mask],
+        z=data.z[mask],
+        step_frac=data.step_frac[mask],
+        within_budget=data.within_budget[mask],
+        reward=data.reward[mask],
+        prompt_index=remap[data.prompt_index][mask],
+    )
+
+
+if __name__ == "__main__":  # python -m inferenceguard.critic.cli (e.g. under accelerate launch)
+    import sys
+
+    parser = argparse.ArgumentParser(prog="train-critic")
+    register(parser.add_subparsers(dest="command"))
+    parsed = parser.parse_args(["train-critic", *sys.argv[1:]])
+    raise SystemExit(parsed.func(parsed))

@@ -1,0 +1,698 @@
+"""The latent critic: prompt loading, rollouts, training, file format, and use by the guard.
+
+Everything runs on the tiny random Llama and synthetic data (seconds on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from inferenceguard import (
+    ArtifactError,
+    ConfigError,
+    CostModel,
+    CriticMismatchError,
+    GuardConfig,
+    InputError,
+    LocalLM,
+    RewardModel,
+)
+from inferenceguard.cli import main
+from inferenceguard.critic import (
+    LatentCritic,
+    RolloutData,
+    RolloutSettings,
+    TrainSettings,
+    collect_rollouts,
+    load_critic,
+    load_rollouts,
+    prompt_items,
+    read_critic_metadata,
+    save_critic,
+    train_critic,
+)
+from inferenceguard.critic import io as critic_io
+from inferenceguard.critic import rollouts as rollouts_mod
+from inferenceguard.critic.train import calibration, r2_score, roc_auc, split_by_prompt
+from inferenceguard.prompts import PromptSpec, load_prompts
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+# The settings of the guard fixture (conftest.make_guard), which the synthetic critic matches.
+GUARD_SETTINGS = {"block_len": 4, "max_new_tokens": 12, "n_candidates": 4, "n_beams": 2}
+
+
+def length_cost(threshold: float = 0.5) -> CostModel:
+    """Cost grows with the response's length: long responses go over budget."""
+    return CostModel.from_callable(
+        lambda p, r: min(1.0, len(r) / 150), threshold=threshold, id="length-cost"
+    )
+
+
+def word_reward() -> RewardModel:
+    return RewardModel.from_callable(lambda p, r: float(len(set(r.split()))), id="distinct-words")
+
+
+# ----------------------------------------------------------------------------- prompts
+
+
+def test_load_prompts_reads_every_format(tmp_path):
+    (tmp_path / "a.csv").write_text(
+        'goal,target\n"Do X, now",Sure\n\nDo Y,Sure\n', encoding="utf-8"
+    )
+    (tmp_path / "b.json").write_text(
+        json.dumps([{"instruction": "Explain A", "category": None}, {"instruction": " "}]),
+        encoding="utf-8",
+    )
+    (tmp_path / "c.jsonl").write_text(
+        '{"question_id": 1, "turns": ["First?", "Second?"]}\n\n{"turns": ["Third?"]}\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "d.txt").write_text("one\n\n two \nthree", encoding="utf-8")
+    assert load_prompts(tmp_path / "a.csv") == ["Do X, now", "Do Y"]
+    assert load_prompts(tmp_path / "a.csv", column="target") == ["Sure", "Sure"]
+    assert load_prompts(tmp_path / "b.json") == ["Explain A"]
+    assert load_prompts(tmp_path / "c.jsonl") == ["First?", "Third?"]
+    assert load_prompts(tmp_path / "c.jsonl", column="turns[1]") == ["Second?"]
+    assert load_prompts(tmp_path / "d.txt", limit=2) == ["one", "two"]
+    with pytest.raises(InputError, match="no column"):
+        load_prompts(tmp_path / "a.csv", column="nope")
+    with pytest.raises(InputError, match="does not exist"):
+        load_prompts(tmp_path / "missing.csv")
+    with pytest.raises(InputError, match="Unknown prompt file type"):
+        (tmp_path / "e.xml").write_text("<x/>")
+        load_prompts(tmp_path / "e.xml")
+
+
+def test_prompt_spec_splits_file_and_column(tmp_path):
+    spec = PromptSpec.parse(f"{tmp_path}/q.jsonl:turns[0]")
+    assert spec.path == tmp_path / "q.jsonl" and spec.column == "turns[0]"
+    assert PromptSpec.parse("plain.csv") == PromptSpec(Path("plain.csv"))
+    odd = tmp_path / "we:ird.txt"
+    odd.write_text("hi\n")
+    assert PromptSpec.parse(str(odd)).path == odd  # an existing path keeps its colon
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
+def test_load_prompts_on_the_shared_data():
+    advbench = load_prompts(SHARED / "advbench/harmful_behaviors.csv", limit=3)
+    assert advbench[0].startswith("Write a script that can exploit vulnerabilities")
+    alpaca = load_prompts(SHARED / "alpaca_harmless/harmless_test.json", limit=2)
+    assert alpaca[0] == "Compare and contrast the views of Aristotle and Socrates."
+    mt = load_prompts(SHARED / "mt_bench/mt_bench_question.jsonl", limit=1)
+    assert mt[0].startswith("Compose an engaging travel blog post about a recent trip to Hawaii")
+    assert len(load_prompts(SHARED / "malicious_instruct/MaliciousInstruct.txt")) == 100
+
+
+# ----------------------------------------------------------------------------- synthetic data
+
+
+def synthetic_rollouts(
+    *,
+    n_prompts: int = 90,
+    samples: int = 4,
+    blocks: int = 3,
+    hidden_size: int = 64,
+    seed: int = 0,
+    base_model: str = "tiny-random-llama",
+) -> RolloutData:
+    """Outcome and reward are functions of a direction in the hidden state; z says nothing.
+
+    Each prompt has a latent risk; each response adds its own noise; blocks add more. The
+    safety state is constant, so only the hidden state can separate the outcomes.
+    """
+    g = torch.Generator().manual_seed(seed)
+    safe_dir = torch.randn(hidden_size, generator=g)
+    safe_dir /= safe_dir.norm()
+    reward_dir = torch.randn(hidden_size, generator=g)
+    reward_dir /= reward_dir.norm()
+    records, hidden, outcome, reward, index = [], [], [], [], []
+    for p in range(n_prompts):
+        prompt_vec = torch.randn(hidden_size, generator=g)
+        responses = []
+        for _ in range(samples):
+            latent = prompt_vec + 0.5 * torch.randn(hidden_size, generator=g)
+            safe = bool(latent @ safe_dir > 0)
+            r = float(latent @ reward_dir)
+            responses.append({"within_budget": safe, "reward": r})
+            for _ in range(blocks):
+                hidden.append(latent + 0.3 * torch.randn(hidden_size, generator=g))
+                outcome.append(float(safe))
+                reward.append(r)
+                index.append(p)
+        records.append(
+            {
+                "prompt_id": f"{p:016x}",
+                "prompt": f"prompt {p}",
+                "source": "harmful" if p % 2 else "benign",
+                "responses": responses,
+            }
+        )
+    m = len(index)
+    info = {
+        "base_model": {"id": base_model, "hidden_size": hidden_size},
+        "cost_model": {"id": "zero-cost", "threshold": 0.5},
+        "reward_model": {"id": "length"},
+        "budget": 0.5,
+        "settings": RolloutSettings(block_len=4, max_new_tokens=12).to_dict(),
+    }
+    return RolloutData(
+        info=info,
+        records=records,
+        hidden=torch.stack(hidden).half(),
+        z=torch.full((m,), 0.5),
+        step_frac=torch.tensor([(i % blocks + 1) / blocks for i in range(m)]),
+        within_budget=torch.tensor(outcome),
+        reward=torch.tensor(reward),
+        prompt_index=torch.tensor(index),
+    )
+
+
+# A 64-d problem with 60 training prompts learns faster with less regularisation than the
+# defaults (which were chosen for SmolLM2's 576-d states).
+FAST = TrainSettings(
+    width=64,
+    lr=1e-3,
+    safety_input_dropout=0.2,
+    value_input_dropout=0.2,
+    max_epochs=60,
+    patience=10,
+    seed=0,
+)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return train_critic(synthetic_rollouts(), FAST, progress=False)
+
+
+@pytest.fixture
+def saved(trained, tmp_path) -> Path:
+    return save_critic(trained.critic, tmp_path / "critic")
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_metrics_on_known_cases():
+    y = torch.tensor([0.0, 0.0, 1.0, 1.0])
+    assert roc_auc(torch.tensor([0.1, 0.2, 0.8, 0.9]), y) == 1.0
+    assert roc_auc(torch.tensor([0.9, 0.8, 0.2, 0.1]), y) == 0.0
+    assert roc_auc(torch.tensor([0.5, 0.5, 0.5, 0.5]), y) == 0.5  # ties count half
+    assert roc_auc(torch.tensor([0.1, 0.2]), torch.tensor([1.0, 1.0])) != roc_auc(
+        torch.tensor([0.1, 0.2]), torch.tensor([1.0, 1.0])
+    )  # NaN with one class
+    ece, bins = calibration(torch.tensor([0.05, 0.05, 0.95, 0.95]), y)
+    assert ece == pytest.approx(0.05) and [b["count"] for b in bins] == [2, 2]
+    assert r2_score(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 3.0])) == 1.0
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_training_learns_a_synthetic_problem(trained):
+    val, test = trained.metrics["val"], trained.metrics["test"]
+    assert val["auc"] > 0.85 and test["auc"] > 0.85
+    assert val["auc_z_only"] == 0.5  # z is constant: everything comes from the hidden state
+    assert val["reward_r2"] > 0.3
+    assert val["ece"] < 0.15
+    assert all(1 <= e <= trained.metrics["epochs"] for e in trained.metrics["best_epoch"].values())
+
+
+def test_split_is_by_prompt_and_stratified(trained):
+    split = trained.split
+    sets = [set(split[s]) for s in ("train", "val", "test")]
+    assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+    assert sum(len(s) for s in sets) == 90
+    assert len(split["test"]) == len(split["val"]) == 14  # round(45 · 0.15) per source × 2
+    meta = trained.critic.metadata["data"]
+    assert meta["split"] == split
+    assert meta["sources"]["harmful"] == {"train": 31, "val": 7, "test": 7}
+    # The split of a prompt does not depend on which other prompts exist.
+    again = split_by_prompt(
+        split["train"][:10] + split["test"][:3],
+        ["s"] * 13,
+        val_fraction=0.0,
+        test_fraction=0.5,
+        seed=0,
+    )
+    assert set(again["test"]) | set(again["train"]) == set(split["train"][:10] + split["test"][:3])
+
+
+def test_training_is_deterministic_with_a_seed():
+    data = synthetic_rollouts(n_prompts=30)
+    settings = TrainSettings(width=32, max_epochs=5, seed=3)
+    a = train_critic(data, settings, progress=False).critic.state_dict()
+    b = train_critic(data, settings, progress=False).critic.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_refuses_a_single_outcome_class():
+    data = synthetic_rollouts(n_prompts=12)
+    data.within_budget.fill_(1.0)
+    with pytest.raises(ConfigError, match="nothing to learn"):
+        train_critic(data, FAST, progress=False)
+
+
+def test_predict_handles_devices_dtypes_and_extreme_z(trained):
+    critic = trained.critic
+    h = torch.randn(5, 64)
+    z = torch.tensor([0.5, float("inf"), float("-inf"), float("nan"), -100.0])
+    p32, v32 = critic.predict(h, z, torch.full((5,), 0.5))
+    p16, _ = critic.predict(h.bfloat16(), z, torch.full((5,), 0.5))
+    assert p32.dtype == torch.float32 and p32.device.type == "cpu" and p32.shape == (5,)
+    assert torch.isfinite(p32).all() and torch.isfinite(v32).all()
+    assert torch.allclose(p32, p16, atol=0.05)
+    critic.train()
+    p_again, _ = critic.predict(h, z, torch.full((5,), 0.5))  # dropout off anyway
+    assert critic.training and torch.equal(p_again, p32)
+    critic.eval()
+    with pytest.raises(CriticMismatchError, match="width 64"):
+        critic.predict(torch.randn(2, 32), torch.zeros(2), torch.zeros(2))
+
+
+# ----------------------------------------------------------------------------- file format
+
+
+def test_saved_critic_reloads_bit_identically(trained, saved, tiny_lm):
+    assert sorted(p.name for p in saved.iterdir()) == ["critic.json", "critic.safetensors"]
+    loaded = load_critic(
+        saved,
+        lm=tiny_lm,
+        cost_model=CostModel.from_callable(lambda p, r: 0.0, threshold=0.5, id="zero-cost"),
+        config=GuardConfig(**GUARD_SETTINGS),
+    )
+    original = trained.critic.state_dict()
+    assert original.keys() == loaded.state_dict().keys()
+    assert all(torch.equal(original[k], v) for k, v in loaded.state_dict().items())
+    h, z, f = torch.randn(7, 64), torch.rand(7) - 0.2, torch.rand(7)
+    for a, b in zip(trained.critic.predict(h, z, f), loaded.predict(h, z, f), strict=True):
+        assert torch.equal(a, b)
+    first = (saved / "critic.safetensors").read_bytes()
+    save_critic(loaded, saved)  # saving again gives the same bytes (no timestamps, fixed order)
+    assert (saved / "critic.safetensors").read_bytes() == first
+    meta = read_critic_metadata(saved)
+    assert meta["base_model"] == {"id": "tiny-random-llama", "hidden_size": 64}
+    assert meta["cost_model"] == {"id": "zero-cost", "threshold": 0.5}
+    assert meta["block_len"] == 4 and meta["budget"] == 0.5 and meta["z_scale"] == 0.5
+    assert set(meta["data"]["split"]) == {"train", "val", "test"}
+    assert meta["metrics"]["val"]["auc"] > 0.8 and meta["library_version"]
+
+
+def test_no_pickle_anywhere(saved):
+    for path in saved.iterdir():
+        assert path.suffix in (".json", ".safetensors")
+        assert not path.read_bytes().startswith(b"\x80")  # pickle protocol marker
+    source = Path(critic_io.__file__).parent
+    for module in source.glob("*.py"):
+        text = module.read_text()
+        assert "import pickle" not in text and "torch.load(" not in text
+        assert "allow_pickle" not in text.replace('"allow_pickle"', "")
+
+
+def _other_lm(tokenizer, hidden_size: int, model_id: str) -> LocalLM:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    return LocalLM(LlamaForCausalLM(config).eval(), tokenizer, model_id=model_id)
+
+
+def test_mismatched_critic_is_rejected_with_a_clear_message(saved, tiny_lm):
+    zero = CostModel.from_callable(lambda p, r: 0.0, threshold=0.5, id="zero-cost")
+    with pytest.raises(CriticMismatchError) as exc:
+        load_critic(saved, lm=_other_lm(tiny_lm.tokenizer, 32, "small-llama"))
+    message = str(exc.value)
+    assert "'tiny-random-llama'" in message and "hidden size 64" in message
+    assert "'small-llama'" in message and "hidden size 32" in message
+    assert "inferenceguard train-critic" in message
+    with pytest.raises(CriticMismatchError, match=r"'other-llama'.*check_model_id=False"):
+        load_critic(saved, lm=_other_lm(tiny_lm.tokenizer, 64, "other-llama"))
+    assert load_critic(saved, lm=_other_lm(tiny_lm.tokenizer, 64, "x"), check_model_id=False)
+    with pytest.raises(CriticMismatchError, match=r"'zero-cost'.*'length-cost'"):
+        load_critic(saved, lm=tiny_lm, cost_model=length_cost())
+    with pytest.raises(CriticMismatchError, match=r"blocks of 4 tokens.*block_len=8"):
+        load_critic(saved, cost_model=zero, config=GuardConfig(block_len=8, max_new_tokens=16))
+
+
+def test_search_drift_only_warns(saved, tiny_lm, caplog):
+    with caplog.at_level(logging.INFO, logger="inferenceguard.critic.io"):
+        load_critic(saved, lm=tiny_lm, config=GuardConfig(block_len=4, temperature=0.7))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert any("temperature 1.0 vs 0.7" in w for w in warnings)
+    assert any("max_new_tokens=12, the guard 128" in i for i in infos)
+
+
+def test_tampered_or_truncated_files_raise_artifact_error(saved):
+    weights = saved / "critic.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(ArtifactError, match="sha256"):
+        load_critic(saved)
+    weights.write_bytes(bytes(blob[: len(blob) // 2]))
+    with pytest.raises(ArtifactError, match="truncated"):
+        load_critic(saved)
+    meta = json.loads((saved / "critic.json").read_text())
+    (saved / "critic.json").write_text(json.dumps({**meta, "format_version": 99}))
+    with pytest.raises(ArtifactError, match="version 99"):
+        load_critic(saved)
+    (saved / "critic.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="not JSON"):
+        load_critic(saved)
+    (saved / "critic.json").unlink()
+    with pytest.raises(ArtifactError, match=r"critic.json is missing"):
+        load_critic(saved)
+
+
+def test_weights_that_do_not_fit_the_recorded_architecture_are_refused(saved):
+    meta = json.loads((saved / "critic.json").read_text())
+    meta["architecture"]["width"] = 32  # sha256 still matches the (unchanged) weights
+    (saved / "critic.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="does not hold this critic's weights"):
+        load_critic(saved)
+
+
+def test_saving_an_untrained_critic_needs_metadata(tmp_path):
+    from inferenceguard.critic import CriticArchitecture
+
+    with pytest.raises(ConfigError, match="lacks"):
+        save_critic(LatentCritic(CriticArchitecture(hidden_size=8)), tmp_path)
+
+
+def test_default_critic_is_skipped_with_a_warning_when_absent_or_not_applicable(
+    tiny_lm, saved, monkeypatch, caplog, tmp_path
+):
+    monkeypatch.setattr(critic_io, "default_critic_path", lambda: tmp_path / "nothing")
+    with caplog.at_level(logging.WARNING, logger="inferenceguard.critic.io"):
+        assert critic_io.load_default_critic(tiny_lm) is None
+    assert "No shipped critic" in caplog.text
+    monkeypatch.setattr(critic_io, "default_critic_path", lambda: saved)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="inferenceguard.critic.io"):
+        assert critic_io.load_default_critic(tiny_lm) is None  # not the embedded SmolLM2
+    assert "HuggingFaceTB/SmolLM2-135M-Instruct" in caplog.text
+
+
+# ----------------------------------------------------------------------------- the guard
+
+
+class RecordingCritic(LatentCritic):
+    """Remembers what the search asked and answered.
+
+    It standardises hidden states with the statistics of the first batch it sees (call
+    :meth:`reset` per request), so that one random direction splits that batch.
+    """
+
+    calls: list
+    centred: bool = False
+
+    def reset(self) -> None:
+        self.calls, self.centred = [], False
+
+    def predict(self, hidden, z, step_frac):
+        if not self.centred:
+            with torch.no_grad():
+                self.h_mean.copy_(hidden.float().mean(0))
+                self.h_std.copy_(hidden.float().std(0).clamp_min(1e-4))
+            self.centred = True
+        p_safe, value = super().predict(hidden, z, step_frac)
+        self.calls.append((hidden.detach().clone(), p_safe, value))
+        return p_safe, value
+
+
+def adversarial_critic(hidden_size: int) -> RecordingCritic:
+    """p_safe and value pull in opposite directions along one hidden direction.
+
+    Without the safety head the candidate with the highest value (the least safe by the
+    critic) would win, so the choice shows whether the safety head filters.
+    """
+    from inferenceguard.critic import CriticArchitecture
+
+    torch.manual_seed(0)
+    critic = RecordingCritic(
+        CriticArchitecture(
+            hidden_size=hidden_size,
+            width=1,
+            depth=1,
+            dropout=0.0,
+            safety_input_dropout=0.0,
+            value_input_dropout=0.0,
+            skip=False,
+        )
+    )
+    critic.reset()
+    direction = torch.randn(hidden_size)
+    with torch.no_grad():
+        for trunk in (critic.safety_trunk, critic.value_trunk):
+            lin = trunk[1]  # after the input dropout
+            lin.weight.zero_()
+            lin.weight[0, :hidden_size] = direction
+            lin.bias.zero_()
+        critic.safety_head.weight.fill_(50.0)
+        critic.safety_head.bias.fill_(-0.1)
+        critic.value_head.weight.fill_(-50.0)
+        critic.value_head.bias.zero_()
+    return critic.eval()
+
+
+def _final_hidden(lm: LocalLM, prompt: str, tokens: list[int]) -> torch.Tensor:
+    state = lm.prefill(lm.encode(lm.render(prompt)) + tokens)
+    return state.hidden[0]
+
+
+def test_guard_uses_the_critic_and_filters_by_its_safety_head(make_guard, tiny_lm):
+    critic = adversarial_critic(tiny_lm.hidden_size)
+    config = {"n_candidates": 8, "n_beams": 1, "block_len": 6, "max_new_tokens": 6}
+    chosen_p = []
+    for seed in range(4):
+        critic.reset()
+        result = make_guard(critic=critic, seed=seed, **config).generate("Hi")
+        assert result.safety.critic_used
+        hidden, p_safe, _ = critic.calls[-1]
+        assert bool((p_safe >= 0.5).any()) and bool((p_safe < 0.5).any()), "need both kinds"
+        mine = _final_hidden(tiny_lm, "Hi", result.token_ids)
+        row = int(torch.cdist(mine[None], hidden).argmin())
+        chosen_p.append(float(p_safe[row]))
+    assert all(p >= 0.5 for p in chosen_p)
+    # With the threshold at 0 the safety head is ignored, and when ranking by the value
+    # head (the paper's choice) the value (anti-safe) wins.
+    critic.reset()
+    result = make_guard(
+        critic=critic, seed=0, critic_threshold=0.0, critic_ranking="value", **config
+    ).generate("Hi")
+    hidden, p_safe, value = critic.calls[-1]
+    row = int(torch.cdist(_final_hidden(tiny_lm, "Hi", result.token_ids)[None], hidden).argmin())
+    assert row == int(value.argmax()) and float(p_safe[row]) < 0.5
+
+
+def test_guard_without_critic_or_with_use_critic_false_reports_it(make_guard, trained):
+    assert not make_guard().generate("Hi").safety.critic_used
+    result = make_guard(critic=trained.critic, use_critic=False).generate("Hi")
+    assert not result.safety.critic_used
+    assert make_guard(critic=trained.critic).generate("Hi").safety.critic_used
+
+
+# ----------------------------------------------------------------------------- rollouts
+
+SETTINGS = RolloutSettings(samples_per_prompt=3, block_len=4, max_new_tokens=12, seed=1)
+
+
+def _items(n: int = 4):
+    from inferenceguard.critic.rollouts import PromptItem, prompt_id
+
+    texts = [f"Tell me about topic number {i}." for i in range(n)]
+    return [PromptItem(prompt_id(t), t, "synthetic") for t in texts]
+
+
+def test_rollout_records_follow_the_search(tiny_lm, tmp_path):
+    collect_rollouts(
+        _items(), tiny_lm, length_cost(), word_reward(), SETTINGS, tmp_path, progress=False
+    )
+    data = load_rollouts(tmp_path)
+    assert len(data.records) == 4 and data.hidden.dtype == torch.float16
+    assert data.hidden.shape == (len(data), tiny_lm.hidden_size)
+    files = {p.suffix for p in tmp_path.rglob("*") if p.is_file()}
+    assert files <= {".json", ".jsonl", ".safetensors"}
+    from safetensors.torch import load_file
+
+    for record in data.records:
+        t = load_file(tmp_path / record["hidden_file"])
+        prompt_ids = tiny_lm.encode(tiny_lm.render(record["prompt"]))
+        for s, response in enumerate(record["responses"]):
+            rows = (t["sample"] == s).nonzero().flatten()
+            z = t["z"][rows]
+            assert torch.all(z[1:] <= z[:-1])  # z never rises in prefix mode
+            assert torch.allclose(t["step_frac"][rows], (t["block"][rows] + 1) * 4 / 12)
+            assert response["within_budget"] == bool(z[-1] >= 0)
+            assert response["finish"] in {"stop", "length", "unsafe"}
+            assert (response["finish"] == "unsafe") == (not response["within_budget"])
+            assert response["final_cost"] == pytest.approx(min(1.0, len(response["text"]) / 150))
+            assert response["reward"] == len(set(response["text"].split()))
+            # The recorded hidden state is the model's state at each block's last token.
+            ids = response["token_ids"]
+            for row, b in zip(rows.tolist(), t["block"][rows].tolist(), strict=True):
+                upto = min((b + 1) * 4, len(ids))
+                want = _final_hidden_ids(tiny_lm, prompt_ids + ids[:upto])
+                assert torch.allclose(t["hidden"][row].float(), want, atol=2e-2, rtol=1e-2)
+    assert 0 < float(data.within_budget.mean()) < 1
+
+
+def _final_hidden_ids(lm: LocalLM, ids: list[int]) -> torch.Tensor:
+    return lm.prefill(ids).hidden[0]
+
+
+def test_rollouts_resume_without_redoing_finished_prompts(tiny_lm, tmp_path, monkeypatch):
+    items = _items(5)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_two(item):
+        if item.id == items[1].id:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        collect_rollouts(
+            items,
+            tiny_lm,
+            length_cost(),
+            word_reward(),
+            SETTINGS,
+            tmp_path / "a",
+            progress=False,
+            on_prompt=stop_after_two,
+        )
+    assert not (tmp_path / "a" / "index.jsonl").exists()
+    done: list[str] = []
+    real = rollouts_mod.rollout_prompt
+
+    def counting(lm, cost, reward, item, settings):
+        done.append(item.id)
+        return real(lm, cost, reward, item, settings)
+
+    monkeypatch.setattr(rollouts_mod, "rollout_prompt", counting)
+    collect_rollouts(
+        items, tiny_lm, length_cost(), word_reward(), SETTINGS, tmp_path / "a", progress=False
+    )
+    assert done == [i.id for i in items[2:]]
+    collect_rollouts(
+        items, tiny_lm, length_cost(), word_reward(), SETTINGS, tmp_path / "b", progress=False
+    )
+    # Per-prompt seeds: the resumed run's records equal an uninterrupted run's.
+    index_a = (tmp_path / "a" / "index.jsonl").read_text()
+    assert index_a == (tmp_path / "b" / "index.jsonl").read_text()
+    assert [json.loads(line)["prompt_id"] for line in index_a.splitlines()] == [i.id for i in items]
+    assert not list((tmp_path / "a" / "parts").glob("*.jsonl"))
+
+
+def test_rollouts_refuse_a_folder_made_with_other_settings(tiny_lm, tmp_path):
+    collect_rollouts(
+        _items(1), tiny_lm, length_cost(), word_reward(), SETTINGS, tmp_path, progress=False
+    )
+    other = RolloutSettings(samples_per_prompt=3, block_len=2, max_new_tokens=12, seed=1)
+    with pytest.raises(ConfigError, match=r"other settings.*settings"):
+        collect_rollouts(
+            _items(1), tiny_lm, length_cost(), word_reward(), other, tmp_path, progress=False
+        )
+
+
+def test_corrupted_rollout_file_is_detected(tiny_lm, tmp_path):
+    collect_rollouts(
+        _items(2), tiny_lm, length_cost(), word_reward(), SETTINGS, tmp_path, progress=False
+    )
+    file = next((tmp_path / "hidden").glob("*.safetensors"))
+    file.write_bytes(file.read_bytes()[:-8])
+    with pytest.raises(ArtifactError, match="sha256"):
+        load_rollouts(tmp_path)
+
+
+def test_prompt_items_dedupe_across_files(tmp_path):
+    (tmp_path / "a.txt").write_text("same\nfirst\n")
+    (tmp_path / "b.txt").write_text("same\nsecond\n")
+    items = prompt_items([str(tmp_path / "a.txt"), str(tmp_path / "b.txt")])
+    assert [(i.text, i.source) for i in items] == [("same", "a"), ("first", "a"), ("second", "b")]
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_help_has_examples(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train-critic", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--samples-per-prompt" in out and "examples:" in out and "accelerate launch" in out
+
+
+def test_cli_trains_and_saves_a_loadable_critic(tiny_lm, tmp_path, monkeypatch, capsys):
+    from inferenceguard.scorers import registry
+
+    model_dir = tmp_path / "tiny"
+    tiny_lm.model.save_pretrained(model_dir)
+    tiny_lm.tokenizer.save_pretrained(model_dir)
+    monkeypatch.setattr(registry, "load_cost_model", lambda spec, **kw: length_cost())
+    monkeypatch.setattr(registry, "load_reward_model", lambda spec, **kw: word_reward())
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(f"Question {i}: what is {i} plus {i}?" for i in range(14)))
+    args = [
+        "train-critic", "--model", str(model_dir), "--prompts", f"{prompts}", "--limit", "12",
+        "--samples-per-prompt", "3", "--block-len", "4", "--max-new-tokens", "12",
+        "--max-epochs", "3", "--rollouts", str(tmp_path / "r"), "--out", str(tmp_path / "c"),
+        "--device", "cpu", "--no-progress",
+    ]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "safety AUC" in out and "saved" in out
+    lm = LocalLM.from_pretrained(model_dir, device="cpu")
+    critic = load_critic(tmp_path / "c", lm=lm, cost_model=length_cost())
+    meta = critic.metadata
+    assert (
+        meta["data"]["prompts"]["train"]
+        + meta["data"]["prompts"]["val"]
+        + meta["data"]["prompts"]["test"]
+        == 12
+    )
+    assert meta["data"]["samples_per_prompt"] == 3 and meta["max_new_tokens"] == 12
+
+
+# ----------------------------------------------------------------------------- shipped critic
+
+
+def test_shipped_critic_files_are_consistent():
+    folder = critic_io.default_critic_path()
+    meta = read_critic_metadata(folder)  # format, version and required fields
+    weights = folder / critic_io.WEIGHTS_FILE
+    assert weights.stat().st_size < 4 * 2**20  # ships inside the wheel
+    critic = load_critic(folder)  # sha256 and shapes
+    assert critic.hidden_size == meta["base_model"]["hidden_size"] == 576
+    assert meta["base_model"]["id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert meta["block_len"] == GuardConfig().block_len
+    assert meta["sampler"]["temperature"] == GuardConfig().temperature
+    split = meta["data"]["split"]
+    assert split["test"] and split["val"] and split["train"]
+    assert not set(split["train"]) & (set(split["val"]) | set(split["test"]))
+    assert meta["metrics"]["test"]["auc"] > 0.8 and meta["metrics"]["val"]["auc"] > 0.8
+
+
+@pytest.mark.slow
+def test_shipped_critic_fits_the_default_models(default_lm):
+    from inferenceguard.scorers.defaults import load_default_cost_model
+
+    cost = load_default_cost_model()
+    critic = critic_io.load_default_critic(default_lm, cost_model=cost, config=GuardConfig())
+    assert critic is not None, "retrain it: python benchmarks/train_default_critic.py"
+    assert critic.metadata["cost_model"]["id"] == cost.id
