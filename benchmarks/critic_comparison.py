@@ -16,9 +16,11 @@ How each method is measured:
   answers are returned and counted as unsafe (the honest unguarded baseline);
 * ``beam`` — block beam search with the safety state (no resampling, no critic);
 * ``inferenceguard`` — with ``use_critic=False`` (reward model scores candidates);
-* ``inferenceguard + critic`` — the shipped critic scores candidates.
+* ``inferenceguard + critic`` — the shipped critic's safety head filters candidates, and
+  either the reward model (the library default) or the critic's value head (the paper's
+  choice) ranks them.
 
-The last three use the enforced :meth:`InferenceGuard.generate`, whose text is within budget
+The last four use the enforced :meth:`InferenceGuard.generate`, whose text is within budget
 by construction; for them "exhausted" counts answers where no safe continuation was found
 (the refusal text, or a cut-off safe prefix), which is where they pay for safety.
 """
@@ -54,7 +56,16 @@ METHODS: list[tuple[str, dict[str, Any], bool]] = [
     ("plain (unverified)", {"strategy": "plain"}, False),
     ("beam + safety state", {"strategy": "beam"}, True),
     ("InferenceGuard, no critic", {"strategy": "inferenceguard", "use_critic": False}, True),
-    ("InferenceGuard + critic", {"strategy": "inferenceguard", "use_critic": True}, True),
+    (
+        "InferenceGuard + critic (filters; reward ranks)",
+        {"strategy": "inferenceguard", "use_critic": True, "critic_ranking": "reward"},
+        True,
+    ),
+    (
+        "InferenceGuard + critic (value ranks, paper)",
+        {"strategy": "inferenceguard", "use_critic": True, "critic_ranking": "value"},
+        True,
+    ),
 ]
 
 
