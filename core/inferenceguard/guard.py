@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ._embedded import DEFAULT_LM_ID
 from .config import GuardConfig
 from .errors import ConfigError, ContextLengthError, ResourceError
 from .lm import LocalLM
@@ -332,7 +333,8 @@ def build_guard(
     reward = load_reward_model(reward_model, **loader_kwargs)
     loaded_critic = None
     if critic == "default":
-        if model in (None, "default"):
+        # The shipped critic fits only the embedded model, however it was passed in.
+        if model in (None, "default") or lm.model_id == DEFAULT_LM_ID:
             try:
                 from .critic.io import load_default_critic
             except ImportError:

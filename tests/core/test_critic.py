@@ -696,3 +696,19 @@ def test_shipped_critic_fits_the_default_models(default_lm):
     critic = critic_io.load_default_critic(default_lm, cost_model=cost, config=GuardConfig())
     assert critic is not None, "retrain it: python benchmarks/train_default_critic.py"
     assert critic.metadata["cost_model"]["id"] == cost.id
+
+
+def test_build_guard_loads_the_shipped_critic_only_for_the_embedded_model(tiny_lm, monkeypatch):
+    import inferenceguard.critic.io as critic_io
+    from inferenceguard import CostModel, LocalLM, RewardModel
+    from inferenceguard._embedded import DEFAULT_LM_ID
+    from inferenceguard.guard import build_guard
+
+    sentinel = object()
+    monkeypatch.setattr(critic_io, "load_default_critic", lambda **kw: sentinel)
+    cost = CostModel.from_callable(lambda p, r: 0.0, threshold=0.5)
+    reward = RewardModel.from_callable(lambda p, r: 0.0)
+    other = build_guard(model=tiny_lm, cost_model=cost, reward_model=reward)
+    assert other.critic is None
+    embedded = LocalLM(tiny_lm.model, tiny_lm.tokenizer, model_id=DEFAULT_LM_ID)
+    assert build_guard(model=embedded, cost_model=cost, reward_model=reward).critic is sentinel
