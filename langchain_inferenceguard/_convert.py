@@ -41,7 +41,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from inferenceguard.errors import InputError
 from inferenceguard.result import GuardResult, StreamChunk
-from inferenceguard.tools import parse_tool_calls
+from inferenceguard.tools import CALL_CLOSE, CALL_OPEN, parse_tool_calls, visible_content
 
 __all__ = [
     "PROVIDER",
@@ -60,9 +60,6 @@ __all__ = [
 #: ``ls_provider`` and ``response_metadata["model_provider"]``.
 PROVIDER = "inferenceguard"
 
-#: Tool-call markers of the text protocol in :mod:`inferenceguard.tools`.
-CALL_OPEN = "<tool_call>"
-CALL_CLOSE = "</tool_call>"
 
 # Content blocks that describe an assistant's own tool use or reasoning; the model sees
 # tool calls through ``AIMessage.tool_calls``, so these are not rendered as text.
@@ -235,29 +232,6 @@ def guard_overrides(*layers: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- output
-def _partial_marker_len(text: str) -> int:
-    """Length of the longest suffix of ``text`` that is a proper prefix of ``<tool_call>``."""
-    for k in range(min(len(CALL_OPEN) - 1, len(text)), 0, -1):
-        if text.endswith(CALL_OPEN[:k]):
-            return k
-    return 0
-
-
-def visible_content(text: str, *, parse_tools: bool) -> str:
-    """The part of a partial response that can be streamed as message content now.
-
-    Without tools it is all of ``text``. With tools it stops before the first
-    ``<tool_call>`` (the call is reported once complete, as a tool call) and holds back a
-    trailing partial marker and trailing whitespace, which may still turn out to belong
-    to a call. For a growing ``text`` the result only ever grows.
-    """
-    if not parse_tools:
-        return text
-    start = text.find(CALL_OPEN)
-    head = text[:start] if start >= 0 else text[: len(text) - _partial_marker_len(text)]
-    return head.rstrip()
-
-
 def _invalid(segment: str, call_id: str, error: str) -> InvalidToolCall:
     match = _NAME_RE.search(segment)
     # ``args`` keeps the raw text, ``<tool_call>`` included: it is not JSON, so LangChain's

@@ -20,14 +20,21 @@ from typing import Any
 from .errors import InputError
 
 __all__ = [
+    "CALL_CLOSE",
+    "CALL_OPEN",
     "ToolCall",
+    "held_back_length",
     "normalize_tools",
     "parse_tool_calls",
     "tool_choice_instruction",
     "tools_system_prompt",
+    "visible_content",
 ]
 
 ToolCall = dict[str, Any]
+#: Markers of the tool-call text protocol.
+CALL_OPEN = "<tool_call>"
+CALL_CLOSE = "</tool_call>"
 _CALL_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 _MAX_ARGUMENT_CHARS = 100_000
 
@@ -138,3 +145,30 @@ def _parse_one(payload: str) -> ToolCall | None:
     if not isinstance(name, str) or not name or not isinstance(args, dict):
         return None
     return {"id": f"call_{uuid.uuid4().hex[:12]}", "name": name, "arguments": args}
+
+
+def held_back_length(text: str, marker: str) -> int:
+    """Length of the longest suffix of ``text`` that is a proper prefix of ``marker``.
+
+    Streaming holds those characters back: the next token may complete the marker.
+    """
+    for k in range(min(len(marker) - 1, len(text)), 0, -1):
+        if text.endswith(marker[:k]):
+            return k
+    return 0
+
+
+def visible_content(text: str, *, parse_tools: bool) -> str:
+    """The part of a partial answer that can be streamed as content now.
+
+    Without tools it is all of ``text``. With tools it stops before the first
+    ``<tool_call>`` (the call is reported once complete, as a tool call) and holds back a
+    trailing partial marker and trailing whitespace, which may still belong to a call.
+    For a growing ``text`` the result only ever grows. Shared by the adapters and the
+    server so their streams hold back exactly the same text.
+    """
+    if not parse_tools:
+        return text
+    start = text.find(CALL_OPEN)
+    head = text[:start] if start >= 0 else text[: len(text) - held_back_length(text, CALL_OPEN)]
+    return head.rstrip()

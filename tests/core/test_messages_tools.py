@@ -115,3 +115,13 @@ def test_tools_are_normalised_and_rendered():
     assert "<tool_call>" in prompt and "You must call the tool 'f'." in prompt
     with pytest.raises(InputError, match="name"):
         normalize_tools([{"description": "x"}])
+
+
+def test_partial_markers_are_held_back_while_streaming():
+    from inferenceguard.tools import held_back_length, visible_content
+
+    assert held_back_length("Hi <tool_c", "<tool_call>") == 7
+    assert held_back_length("Hi", "<tool_call>") == 0
+    assert held_back_length("end\n\nUs", "\n\nUser:") == 4
+    assert visible_content("Hi <tool_call>{", parse_tools=True) == "Hi"
+    assert visible_content("Hi <tool", parse_tools=False) == "Hi <tool"

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from ..errors import SafetyExhaustedError
 from ..result import FinishReason, GuardResult, SafetyReport, StreamChunk
 from ..scorers.base import checked_scores
+from ..tools import held_back_length
 from .context import SearchContext
 from .strategies import STRATEGIES, Commit, Outcome
 
@@ -24,9 +25,8 @@ def _streamable(ctx: SearchContext, text: str) -> str:
     """Drop a trailing partial character or a partial stop string: they may still change."""
     text = text.rstrip("\ufffd")
     for stop in ctx.config.stop:
-        for k in range(min(len(stop) - 1, len(text)), 0, -1):
-            if text.endswith(stop[:k]):
-                return text[:-k]
+        if k := held_back_length(text, stop):
+            return text[:-k]
     return text
 
 

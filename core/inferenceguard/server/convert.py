@@ -38,7 +38,7 @@ from ..errors import (
     ResourceError,
 )
 from ..result import GuardResult, StreamChunk
-from ..tools import ToolCall, parse_tool_calls
+from ..tools import CALL_CLOSE, CALL_OPEN, ToolCall, parse_tool_calls, visible_content
 from .schemas import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -76,9 +76,6 @@ __all__ = [
     "visible_content",
 ]
 
-#: Tool-call markers of the text protocol in :mod:`inferenceguard.tools`.
-CALL_OPEN = "<tool_call>"
-CALL_CLOSE = "</tool_call>"
 
 #: The guard's finish reason → OpenAI's (see the module docstring).
 FINISH_REASONS: dict[str, FinishReason] = {
@@ -157,29 +154,6 @@ def guard_call(request: ChatCompletionRequest) -> GuardCall:
 
 
 # --------------------------------------------------------------------------- output
-def _partial_marker_len(text: str) -> int:
-    """Length of the longest suffix of ``text`` that is a proper prefix of ``<tool_call>``."""
-    for k in range(min(len(CALL_OPEN) - 1, len(text)), 0, -1):
-        if text.endswith(CALL_OPEN[:k]):
-            return k
-    return 0
-
-
-def visible_content(text: str, *, parse_tools: bool) -> str:
-    """The part of a partial answer that can be streamed as content now.
-
-    Without tools it is all of ``text``. With tools it stops before the first
-    ``<tool_call>`` (the call is sent once complete, as ``tool_calls``) and holds back a
-    trailing partial marker and trailing whitespace, which may still belong to a call.
-    For a growing ``text`` the result only grows.
-    """
-    if not parse_tools:
-        return text
-    start = text.find(CALL_OPEN)
-    head = text[:start] if start >= 0 else text[: len(text) - _partial_marker_len(text)]
-    return head.rstrip()
-
-
 def split_tool_calls(text: str, *, complete: bool = True) -> tuple[str, list[ToolCall]]:
     """Split an answer into content and well-formed tool calls.
 
