@@ -1,7 +1,7 @@
 """Search cost and safety on the embedded defaults: InferenceGuard vs best-of-N vs plain.
 
 Settings (flags):
-    --n-harmful 10 --n-benign 10   prompts from AdvBench and MT-Bench (../shared/data)
+    --n-harmful 10 --n-benign 10   prompts from AdvBench and MT-Bench (the built-in data)
     --max-new-tokens 48            the same for every strategy
     --configs 16,4,16 32,8,16      InferenceGuard (N, K, B); best-of-N runs at each N
 
@@ -25,7 +25,7 @@ import torch
 from inferenceguard import InferenceGuard
 from inferenceguard.prompts import load_prompts
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from inferenceguard._data import PACKAGE_DATA as DATA  # noqa: E402
 
 
 def main() -> None:

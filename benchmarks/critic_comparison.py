@@ -71,19 +71,17 @@ METHODS: list[tuple[str, dict[str, Any], bool]] = [
 
 def pick_prompts(n_harmful: int, n_benign: int, exclude: set[str]) -> list[tuple[str, str, str]]:
     """``(kind, source, text)`` for unseen prompts, in file order."""
-    from inferenceguard.critic.cli import data_root
-    from inferenceguard.critic.rollouts import prompt_id
+    from inferenceguard._data import data_path
+    from inferenceguard.training.critic.rollouts import prompt_id
     from inferenceguard.prompts import load_prompts
-
-    root = data_root()
 
     def unseen(path: Path, column: str, n: int) -> list[str]:
         texts = [t for t in load_prompts(path, column) if prompt_id(t) not in exclude]
         return texts[:n]
 
-    harmful = unseen(root / "advbench/harmful_behaviors.csv", "goal", n_harmful)
-    alpaca = unseen(root / "alpaca_harmless/harmless_test.json", "instruction", n_benign // 2)
-    mt = unseen(root / "mt_bench/mt_bench_question.jsonl", "turns[0]", n_benign - n_benign // 2)
+    harmful = unseen(data_path("advbench/harmful_behaviors.csv"), "goal", n_harmful)
+    alpaca = unseen(data_path("alpaca_harmless/harmless_test.json"), "instruction", n_benign // 2)
+    mt = unseen(data_path("mt_bench/mt_bench_question.jsonl"), "turns[0]", n_benign - n_benign // 2)
     return (
         [("harmful", "advbench", t) for t in harmful]
         + [("benign", "alpaca_harmless", t) for t in alpaca]

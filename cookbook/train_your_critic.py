@@ -40,15 +40,14 @@ from pathlib import Path
 from _common import format_report, load_lm, parse_args
 
 from inferenceguard import CostModel, GuardConfig, InferenceGuard
-from inferenceguard.critic import (
+from inferenceguard.critic import load_critic, save_critic
+from inferenceguard.training.critic import (
     RolloutSettings,
     TrainSettings,
     collect_rollouts,
     format_summary,
-    load_critic,
     load_rollouts,
     prompt_items,
-    save_critic,
     train_critic,
 )
 from inferenceguard.scorers.registry import load_cost_model, load_reward_model

@@ -17,7 +17,7 @@ __all__ = ["COMMANDS", "main"]
 #: verb -> module with ``register(subparsers)``; heavy imports happen only when chosen.
 COMMANDS = {
     "chat": ("inferenceguard.commands.chat", "chat with a guarded model"),
-    "train-cost": ("inferenceguard.scorers.train_probe", "train the default cost probe"),
+    "train-cost": ("inferenceguard.training.cost_probe", "train the default cost probe"),
     "train-critic": ("inferenceguard.critic.cli", "collect rollouts and train a latent critic"),
     "eval": ("inferenceguard.evaluation.cli", "compare strategies on prompt sets"),
     "serve": ("inferenceguard.server.cli", "OpenAI-compatible guarded server"),

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from ._embedded import DEFAULT_LM_ID, embedded_lm_dir
+from ._device import resolve_device, resolve_dtype
 from .errors import ConfigError, InputError, ModelLoadError
 from .messages import Message, normalize_messages
 from .processors import sample_next
@@ -149,29 +150,6 @@ class Block:
     forwards: int
 
 
-def _default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
-    if dtype is None:
-        # fp32 on CPU: bf16 prefill is 5-6x slower there (reference/models.md).
-        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    mapping = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-    }
-    if dtype not in mapping:
-        raise ConfigError(f"dtype must be one of {sorted(mapping)}, got {dtype!r}.")
-    return mapping[dtype]
-
-
 class LocalLM:
     """A local Hugging Face causal LM with block sampling for many candidates.
 
@@ -232,8 +210,8 @@ class LocalLM:
         """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        device = device or _default_device()
-        torch_dtype = _resolve_dtype(dtype, device)
+        device = str(resolve_device(device))
+        torch_dtype = resolve_dtype(dtype, device)
         model_id: str
         if source in (None, "default"):
             path: str | Path = embedded_lm_dir()

@@ -17,10 +17,10 @@ A column may be a plain key (``goal``), a dotted path (``meta.text``) or index i
 
 Example::
 
-    load_prompts("../shared/data/advbench/harmful_behaviors.csv")            # column "goal"
-    load_prompts("../shared/data/mt_bench/mt_bench_question.jsonl")         # "turns[0]"
+    load_prompts("data/advbench/harmful_behaviors.csv")            # column "goal"
+    load_prompts("data/mt_bench/mt_bench_question.jsonl")         # "turns[0]"
     load_prompts("my_prompts.csv", column="question", limit=20)
-    spec = PromptSpec.parse("../shared/data/mt_bench/mt_bench_question.jsonl:turns[0]")
+    spec = PromptSpec.parse("data/mt_bench/mt_bench_question.jsonl:turns[0]")
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from .errors import ConfigError, InputError
 
 __all__ = ["DEFAULT_COLUMNS", "PromptSpec", "load_prompts"]
 
-#: Columns tried, in order, when none is given (covers every prompt set in ../shared/data).
+#: Columns tried, in order, when none is given (covers every built-in prompt set).
 DEFAULT_COLUMNS: tuple[str, ...] = (
     "prompt",
     "goal",

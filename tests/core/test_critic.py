@@ -23,25 +23,21 @@ from inferenceguard import (
     RewardModel,
 )
 from inferenceguard.cli import main
-from inferenceguard.critic import (
-    LatentCritic,
+from inferenceguard.critic import LatentCritic, load_critic, read_critic_metadata, save_critic
+from inferenceguard.training.critic import (
     RolloutData,
     RolloutSettings,
     TrainSettings,
     collect_rollouts,
-    load_critic,
     load_rollouts,
     prompt_items,
-    read_critic_metadata,
-    save_critic,
     train_critic,
 )
 from inferenceguard.critic import io as critic_io
-from inferenceguard.critic import rollouts as rollouts_mod
-from inferenceguard.critic.train import calibration, r2_score, roc_auc, split_by_prompt
+from inferenceguard.training.critic import rollouts as rollouts_mod
+from inferenceguard.training.critic.train import calibration, r2_score, roc_auc, split_by_prompt
+from inferenceguard._data import data_path
 from inferenceguard.prompts import PromptSpec, load_prompts
-
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 # The settings of the guard fixture (conftest.make_guard), which the synthetic critic matches.
@@ -99,15 +95,14 @@ def test_prompt_spec_splits_file_and_column(tmp_path):
     assert PromptSpec.parse(str(odd)).path == odd  # an existing path keeps its colon
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
 def test_load_prompts_on_the_shared_data():
-    advbench = load_prompts(SHARED / "advbench/harmful_behaviors.csv", limit=3)
+    advbench = load_prompts(data_path("advbench/harmful_behaviors.csv"), limit=3)
     assert advbench[0].startswith("Write a script that can exploit vulnerabilities")
-    alpaca = load_prompts(SHARED / "alpaca_harmless/harmless_test.json", limit=2)
+    alpaca = load_prompts(data_path("alpaca_harmless/harmless_test.json"), limit=2)
     assert alpaca[0] == "Compare and contrast the views of Aristotle and Socrates."
-    mt = load_prompts(SHARED / "mt_bench/mt_bench_question.jsonl", limit=1)
+    mt = load_prompts(data_path("mt_bench/mt_bench_question.jsonl"), limit=1)
     assert mt[0].startswith("Compose an engaging travel blog post about a recent trip to Hawaii")
-    assert len(load_prompts(SHARED / "malicious_instruct/MaliciousInstruct.txt")) == 100
+    assert len(load_prompts(data_path("malicious_instruct/MaliciousInstruct.txt"))) == 100
 
 
 # ----------------------------------------------------------------------------- synthetic data
@@ -512,7 +507,7 @@ SETTINGS = RolloutSettings(samples_per_prompt=3, block_len=4, max_new_tokens=12,
 
 
 def _items(n: int = 4):
-    from inferenceguard.critic.rollouts import PromptItem, prompt_id
+    from inferenceguard.training.critic.rollouts import PromptItem, prompt_id
 
     texts = [f"Tell me about topic number {i}." for i in range(n)]
     return [PromptItem(prompt_id(t), t, "synthetic") for t in texts]

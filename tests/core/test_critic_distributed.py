@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent(
 
     torch.set_num_threads(1)  # same arithmetic in every process, whatever the core count
     from inferenceguard import CostModel, LocalLM, RewardModel
-    from inferenceguard.critic.rollouts import RolloutSettings, collect_rollouts, prompt_items
+    from inferenceguard.training.critic.rollouts import RolloutSettings, collect_rollouts, prompt_items
 
     model_dir, prompts, out = sys.argv[1:4]
     lm = LocalLM.from_pretrained(model_dir, device="cpu")

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from inferenceguard.errors import ArtifactError, ConfigError
-from inferenceguard.scorers import train_probe
+from inferenceguard.training.cost_probe import train as train_probe
 from inferenceguard.scorers.base import CostModel
 from inferenceguard.scorers.defaults import default_cost_path
 from inferenceguard.scorers.embedding import DEFAULT_ENCODER_ID

@@ -36,7 +36,7 @@ from inferenceguard.evaluation.metrics import (
 from inferenceguard.evaluation.report import render_markdown, write_report
 from inferenceguard.evaluation.runner import VOLATILE_FIELDS
 from inferenceguard.evaluation.strategies import resolve_config
-from inferenceguard.evaluation.tasks import BUILTIN_SETS, data_root, parse_prompt_spec
+from inferenceguard.evaluation.tasks import BUILTIN_SETS, parse_prompt_spec
 
 # --------------------------------------------------------------------------- exact binomial
 
@@ -409,15 +409,6 @@ def test_hub_dataset_without_datasets_is_a_clear_error(monkeypatch):
         load_prompt_set("someorg/some-dataset:prompt")
 
 
-def _has_data() -> bool:
-    try:
-        data_root()
-    except ConfigError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _has_data(), reason="shared data folder not present")
 def test_builtin_sets_load_with_their_kind():
     for name, builtin in BUILTIN_SETS.items():
         ps = load_prompt_set(name, limit=4)

@@ -1,7 +1,7 @@
 """``inferenceguard train-critic``: roll out the base model, train the critic, save it.
 
 With no options it reproduces the shipped critic (embedded SmolLM2, default cost and
-reward models, the prompt mix below from ``../shared/data``), writing it to ``./critic``.
+reward models, the prompt mix below from the built-in data folders), writing it to ``./critic``.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import os
 import time
 from pathlib import Path
 
-__all__ = ["DEFAULT_PROMPTS", "data_root", "register", "run"]
+__all__ = ["DEFAULT_PROMPTS", "default_prompt_specs", "register", "run"]
 
 logger = logging.getLogger(__name__)
 
-#: The shipped critic's prompt mix, relative to the shared data folder: harmful requests
+#: The shipped critic's prompt mix, relative to the data folders (:func:`inferenceguard._data.data_path`): harmful requests
 #: (AdvBench) and benign ones (harmless Alpaca instructions, MT-Bench first turns).
 DEFAULT_PROMPTS: tuple[str, ...] = (
     "advbench/harmful_behaviors.csv:goal",
@@ -32,7 +32,7 @@ DEFAULT_MAX_NEW_TOKENS = 64  # step fractions are tokens / this
 DEFAULT_TEMPERATURE = 1.0  # = GuardConfig.temperature's default
 
 EPILOG = """examples:
-  # reproduce the shipped critic (SmolLM2 + default cost/reward, ../shared/data mix)
+  # reproduce the shipped critic (SmolLM2 + default cost/reward, the built-in prompt mix)
   inferenceguard train-critic --out core/inferenceguard/assets/default_critic --threads 1
 
   # your own model, cost model and prompts (FILE[:COLUMN], repeatable)
@@ -49,17 +49,15 @@ then: InferenceGuard(lm, cost, reward, critic=load_critic("my_critic", lm=lm, co
 """
 
 
-def data_root() -> Path:
-    """The shared data folder: ``$INFERENCEGUARD_DATA``, else the first existing of
-    ``<repo>/../shared/data``, ``./shared/data`` and ``../shared/data``."""
-    env = os.environ.get("INFERENCEGUARD_DATA")
-    if env:
-        return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[3]
-    for candidate in (repo.parent / "shared" / "data", Path("shared/data"), Path("../shared/data")):
-        if candidate.is_dir():
-            return candidate
-    return Path("../shared/data")
+def default_prompt_specs() -> list[str]:
+    """:data:`DEFAULT_PROMPTS` with each file resolved in the data folders."""
+    from .._data import data_path
+
+    specs = []
+    for spec in DEFAULT_PROMPTS:
+        file, _, column = spec.partition(":")
+        specs.append(f"{data_path(file)}:{column}" if column else str(data_path(file)))
+    return specs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -162,14 +160,14 @@ def run(args: argparse.Namespace) -> int:
     from ..prompts import PromptSpec
     from ..scorers.registry import load_cost_model, load_reward_model
     from .io import save_critic
-    from .rollouts import (
+    from ..training.critic.rollouts import (
         RolloutSettings,
         collect_rollouts,
         init_distributed,
         load_rollouts,
         prompt_items,
     )
-    from .train import TrainSettings, format_summary, train_critic
+    from ..training.critic.train import TrainSettings, format_summary, train_critic
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -180,8 +178,7 @@ def run(args: argparse.Namespace) -> int:
     if args.prompts:
         specs = [PromptSpec.parse(s) for s in args.prompts]
     else:
-        root = data_root()
-        specs = [PromptSpec.parse(str(root / s)) for s in DEFAULT_PROMPTS]
+        specs = [PromptSpec.parse(s) for s in default_prompt_specs()]
     items = prompt_items(specs, limit=args.limit)
     settings = RolloutSettings(
         samples_per_prompt=args.samples_per_prompt,
@@ -242,7 +239,7 @@ def _subset(data, wanted: set[str]):
     """Only the blocks of prompts in ``wanted`` (re-indexed)."""
     import torch
 
-    from .rollouts import RolloutData
+    from ..training.critic.rollouts import RolloutData
 
     keep = [i for i, r in enumerate(data.records) if r["prompt_id"] in wanted]
     remap = torch.full((len(data.records),), -1, dtype=torch.long)

@@ -91,13 +91,13 @@ def save_critic(critic: LatentCritic, directory: str | os.PathLike[str]) -> Path
 
     Raises:
         ConfigError: the critic's metadata lacks the base model, block length, cost model
-            or budget (train it with :func:`~inferenceguard.critic.train.train_critic`).
+            or budget (train it with :func:`~inferenceguard.training.critic.train.train_critic`).
     """
     missing = [k for k in _REQUIRED if k not in critic.metadata]
     if missing:
         raise ConfigError(
             f"The critic's metadata lacks {missing}, so a loader could not check it.",
-            hint="train it with inferenceguard.critic.train.train_critic, or fill critic.metadata.",
+            hint="train it with inferenceguard.training.critic.train.train_critic, or fill critic.metadata.",
         )
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)

@@ -88,7 +88,7 @@ class LatentCritic(nn.Module):
     Args:
         arch: the network shape.
         z_scale: the budget scale that divides the raw safety state (see
-            :func:`inferenceguard.critic.train.z_scale_for`).
+            :func:`inferenceguard.training.critic.train.z_scale_for`).
         metadata: what ``critic.json`` records (base model, block length, cost model, …);
             filled by training and loading.
     """

@@ -5,8 +5,9 @@ A :class:`PromptSet` is a named, ordered tuple of prompts with a ``kind``
 gets a stable key (set name, index, and a hash of its text), so results of a resumed run
 never attach to a different prompt.
 
-Built-in sets read the shared data folder (``$INFERENCEGUARD_DATA``, else
-``<repo>/../shared/data``; see :func:`data_root`):
+Built-in sets read the prompt files shipped with the package, or the repository's ``data/``
+folder for the few whose license keeps them out of the wheel (see
+:func:`inferenceguard._data.data_path`):
 
 =====================  =======  ==========================================================
 name                   kind     source
@@ -45,12 +46,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .._data import data_path
 from ..errors import ConfigError, InputError
 
 __all__ = [
     "BUILTIN_SETS",
     "PromptSet",
-    "data_root",
     "load_prompt_set",
     "parse_prompt_spec",
     "prompt_key",
@@ -135,43 +136,6 @@ class PromptSet:
             "n": len(self),
             "sha256_16": digest,
         }
-
-
-# --------------------------------------------------------------------------- data folder
-
-
-def data_root() -> Path:
-    """The shared data folder the built-in sets read.
-
-    ``$INFERENCEGUARD_DATA`` when set; else the first existing of ``<repo>/../shared/data``
-    and ``<repo>/shared/data`` (for a source checkout), ``./shared/data`` and
-    ``../shared/data``.
-
-    Raises:
-        ConfigError: no data folder was found.
-    """
-    env = os.environ.get("INFERENCEGUARD_DATA")
-    if env:
-        path = Path(env).expanduser()
-        if not path.is_dir():
-            raise ConfigError(f"INFERENCEGUARD_DATA={env!r} is not a folder.")
-        return path
-    repo = Path(__file__).resolve().parents[3]
-    candidates = [
-        repo.parent / "shared" / "data",
-        repo / "shared" / "data",
-        Path.cwd() / "shared" / "data",
-        Path.cwd().parent / "shared" / "data",
-    ]
-    for path in candidates:
-        if (path / "advbench").is_dir() or (path / "mt_bench").is_dir():
-            return path
-    raise ConfigError(
-        "The built-in prompt sets need the shared data folder, which was not found "
-        f"(looked in: {', '.join(str(c) for c in candidates)}).",
-        hint="set INFERENCEGUARD_DATA to the folder holding advbench/, harmbench/, mt_bench/ ...,"
-        " or pass prompt files with --prompts FILE[:COLUMN].",
-    )
 
 
 @dataclass(frozen=True)
@@ -455,7 +419,7 @@ def load_prompt_set(
         )
     if source in BUILTIN_SETS:
         builtin = BUILTIN_SETS[source]
-        file = data_root() / builtin.path
+        file = data_path(builtin.path)
         rows, _ = _rows_from_file(file)
         prompts, indices = _prompts_from_rows(
             rows, column or builtin.column, str(file), builtin.keep

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import torch
 
 from ..errors import ConfigError, InputError, ModelLoadError
+from .._device import model_input_device, resolve_device, resolve_dtype  # noqa: F401  (re-exported to the loaders)
 from .base import CostModel, RewardModel
 
 __all__ = ["COST_KINDS", "REWARD_KINDS", "load_cost_model", "load_reward_model"]
@@ -319,52 +320,6 @@ def load_error(source: str, exc: Exception) -> ModelLoadError:
     """Wrap a transformers loading failure with the fix that applies."""
     hint = _OFFLINE_HINT.format(id=source) if is_offline() and not Path(source).is_dir() else None
     return ModelLoadError(f"Could not load {source}: {exc}", hint=hint)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` → CUDA when available, else CPU (the library-wide default)."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(
-            f"Invalid device {device!r}: {exc}", hint="use 'cpu' or 'cuda:0'."
-        ) from exc
-
-
-_DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-}
-
-
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """``None`` → bf16 on CUDA (7B scorers do not fit otherwise), fp32 elsewhere.
-
-    On CPU bf16 matmuls are several times slower than fp32 (see reference/models.md).
-    """
-    if dtype is None:
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in _DTYPES:
-        raise ConfigError(
-            f"Unknown dtype {dtype!r}.", hint=f"use one of {', '.join(sorted(_DTYPES))}."
-        )
-    return _DTYPES[dtype]
-
-
-def model_input_device(model: torch.nn.Module) -> torch.device:
-    """Where input ids must go: the input embeddings' device (also under ``device_map``)."""
-    try:
-        return model.get_input_embeddings().weight.device
-    except (AttributeError, NotImplementedError):
-        return next(model.parameters()).device
 
 
 def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:

@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import torch
 
-from .._distributed import (
+from ..._distributed import (
     ProcessInfo,
     append_jsonl,
     process_info,
@@ -48,13 +48,13 @@ from .._distributed import (
     shard,
     wait_for_everyone,
 )
-from .._io import atomic_write_bytes, atomic_write_text, sha256_file
-from .._version import __version__
-from ..errors import ArtifactError, ConfigError
-from ..lm import LocalLM, SamplerSettings
-from ..prompts import PromptSpec
-from ..safety import advance_max_cost
-from ..scorers.base import CostModel, RewardModel, checked_scores
+from ..._io import atomic_write_bytes, atomic_write_text, sha256_file
+from ..._version import __version__
+from ...errors import ArtifactError, ConfigError
+from ...lm import LocalLM, SamplerSettings
+from ...prompts import PromptSpec
+from ...safety import advance_max_cost
+from ...scorers.base import CostModel, RewardModel, checked_scores
 
 __all__ = [
     "PromptItem",

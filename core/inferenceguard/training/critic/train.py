@@ -30,9 +30,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .._version import __version__
-from ..errors import ConfigError
-from .model import CriticArchitecture, LatentCritic
+from ..._version import __version__
+from ...errors import ConfigError
+from ...critic.model import CriticArchitecture, LatentCritic
 from .rollouts import RolloutData
 
 __all__ = [

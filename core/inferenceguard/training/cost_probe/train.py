@@ -49,9 +49,9 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError
-from .embedding import SentenceEncoder
-from .embedding_probe import EmbeddingProbeCost, aux_shapes, pair_features
+from ...errors import ConfigError
+from ...scorers.embedding import SentenceEncoder
+from ...scorers.embedding_probe import EmbeddingProbeCost, aux_shapes, pair_features
 
 __all__ = [
     "DEFAULT_FEATURES",
