@@ -23,9 +23,8 @@ from pathlib import Path
 import torch
 
 from inferenceguard import InferenceGuard
+from inferenceguard._data import PACKAGE_DATA as DATA
 from inferenceguard.prompts import load_prompts
-
-from inferenceguard._data import PACKAGE_DATA as DATA  # noqa: E402
 
 
 def main() -> None:

@@ -72,8 +72,8 @@ METHODS: list[tuple[str, dict[str, Any], bool]] = [
 def pick_prompts(n_harmful: int, n_benign: int, exclude: set[str]) -> list[tuple[str, str, str]]:
     """``(kind, source, text)`` for unseen prompts, in file order."""
     from inferenceguard._data import data_path
-    from inferenceguard.training.critic.rollouts import prompt_id
     from inferenceguard.prompts import load_prompts
+    from inferenceguard.training.critic.rollouts import prompt_id
 
     def unseen(path: Path, column: str, n: int) -> list[str]:
         texts = [t for t in load_prompts(path, column) if prompt_id(t) not in exclude]

@@ -33,9 +33,9 @@ if str(REPO / "core") not in sys.path:  # run from a checkout without installing
 
 import torch  # noqa: E402
 
-from inferenceguard.training.cost_probe import train as train_probe  # noqa: E402
 from inferenceguard.scorers.embedding import get_default_encoder  # noqa: E402
 from inferenceguard.scorers.embedding_probe import WEIGHTS_FILE, sha256_file  # noqa: E402
+from inferenceguard.training.cost_probe import train as train_probe  # noqa: E402
 
 DATA = REPO / "benchmarks" / "data"
 GENERATED = DATA / "smollm2_responses.jsonl"

@@ -41,6 +41,7 @@ from _common import format_report, load_lm, parse_args
 
 from inferenceguard import CostModel, GuardConfig, InferenceGuard
 from inferenceguard.critic import load_critic, save_critic
+from inferenceguard.scorers.registry import load_cost_model, load_reward_model
 from inferenceguard.training.critic import (
     RolloutSettings,
     TrainSettings,
@@ -50,7 +51,6 @@ from inferenceguard.training.critic import (
     prompt_items,
     train_critic,
 )
-from inferenceguard.scorers.registry import load_cost_model, load_reward_model
 
 # -----------------------------------------------------------------------------
 # settings

@@ -32,8 +32,8 @@ from typing import Any
 
 import torch
 
-from ._embedded import DEFAULT_LM_ID, embedded_lm_dir
 from ._device import resolve_device, resolve_dtype
+from ._embedded import DEFAULT_LM_ID, embedded_lm_dir
 from .errors import ConfigError, InputError, ModelLoadError
 from .messages import Message, normalize_messages
 from .processors import sample_next

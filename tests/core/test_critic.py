@@ -22,8 +22,11 @@ from inferenceguard import (
     LocalLM,
     RewardModel,
 )
+from inferenceguard._data import data_path
 from inferenceguard.cli import main
 from inferenceguard.critic import LatentCritic, load_critic, read_critic_metadata, save_critic
+from inferenceguard.critic import io as critic_io
+from inferenceguard.prompts import PromptSpec, load_prompts
 from inferenceguard.training.critic import (
     RolloutData,
     RolloutSettings,
@@ -33,12 +36,8 @@ from inferenceguard.training.critic import (
     prompt_items,
     train_critic,
 )
-from inferenceguard.critic import io as critic_io
 from inferenceguard.training.critic import rollouts as rollouts_mod
 from inferenceguard.training.critic.train import calibration, r2_score, roc_auc, split_by_prompt
-from inferenceguard._data import data_path
-from inferenceguard.prompts import PromptSpec, load_prompts
-
 
 # The settings of the guard fixture (conftest.make_guard), which the synthetic critic matches.
 GUARD_SETTINGS = {"block_len": 4, "max_new_tokens": 12, "n_candidates": 4, "n_beams": 2}

@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from inferenceguard.errors import ArtifactError, ConfigError
-from inferenceguard.training.cost_probe import train as train_probe
 from inferenceguard.scorers.base import CostModel
 from inferenceguard.scorers.defaults import default_cost_path
 from inferenceguard.scorers.embedding import DEFAULT_ENCODER_ID
@@ -30,6 +29,7 @@ from inferenceguard.scorers.embedding_probe import (
     pair_features,
     tox_scores,
 )
+from inferenceguard.training.cost_probe import train as train_probe
 
 
 class FakeEncoder:

@@ -159,7 +159,6 @@ def run(args: argparse.Namespace) -> int:
     from ..lm import LocalLM, SamplerSettings
     from ..prompts import PromptSpec
     from ..scorers.registry import load_cost_model, load_reward_model
-    from .io import save_critic
     from ..training.critic.rollouts import (
         RolloutSettings,
         collect_rollouts,
@@ -168,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         prompt_items,
     )
     from ..training.critic.train import TrainSettings, format_summary, train_critic
+    from .io import save_critic
 
     if args.threads:
         torch.set_num_threads(args.threads)

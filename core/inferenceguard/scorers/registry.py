@@ -31,8 +31,8 @@ from typing import Any, Literal
 
 import torch
 
-from ..errors import ConfigError, InputError, ModelLoadError
 from .._device import model_input_device, resolve_device, resolve_dtype  # noqa: F401  (re-exported to the loaders)
+from ..errors import ConfigError, InputError, ModelLoadError
 from .base import CostModel, RewardModel
 
 __all__ = ["COST_KINDS", "REWARD_KINDS", "load_cost_model", "load_reward_model"]

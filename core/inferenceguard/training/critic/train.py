@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from ..._version import __version__
-from ...errors import ConfigError
 from ...critic.model import CriticArchitecture, LatentCritic
+from ...errors import ConfigError
 from .rollouts import RolloutData
 
 __all__ = [
