@@ -115,6 +115,7 @@ def test_every_example_is_checked_below() -> None:
     checked = {
         "langchain_lcel_chain.py",
         "langchain_agent_tools.py",
+        "langgraph_agent.py",
         "llamaindex_rag.py",
         "llamaindex_agent.py",
         "custom_cost_and_reward.py",
@@ -162,6 +163,20 @@ def _check_agent(out: str) -> None:
 
 def test_langchain_agent_blocks_the_harmful_tool_call(runs) -> None:
     _check_agent(output(runs, "langchain_agent_tools.py"))
+
+
+def test_langgraph_agent_streams_and_blocks_the_harmful_tool_call(runs) -> None:
+    out = output(runs, "langgraph_agent.py")
+    benign, harmful = out.split("user (benign)")[1].split("user (harmful)")
+    # The graph ran the served call's tool and streamed the model's verified answer.
+    assert "[model] tool call get_weather(" in benign
+    assert "[tools] tool result 'Sunny, 21 °C in Paris.'" in benign
+    assert "[model] delta 'It is sunny in Paris today, around 21 °C.'" in benign
+    assert "SERVED" in benign
+    # The harmful call went over budget: never returned, so web_search never ran.
+    assert "BLOCKED" in harmful and "tool call" not in harmful.split("BLOCKED")[0]
+    assert "answer -> \"I'm sorry, but I can't help with that.\"" in harmful
+    assert out.splitlines()[-1] == "tools that actually ran: [\"get_weather('Paris')\"]"
 
 
 def test_llamaindex_agent_blocks_the_harmful_tool_call(runs) -> None:
