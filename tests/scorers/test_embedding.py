@@ -73,7 +73,7 @@ def test_bad_path_is_model_load_error(tmp_path) -> None:
     with pytest.raises(ModelLoadError, match="Could not load"):
         SentenceEncoder(tmp_path)  # a folder, but no model in it
     # A missing folder is reported as missing, not as an unloadable hub id.
-    with pytest.raises(ModelLoadError, match="sentence encoder folder .* does not exist"):
+    with pytest.raises(ModelLoadError, match=r"sentence encoder folder .* does not exist"):
         SentenceEncoder(tmp_path / "nothing-here")
     with pytest.raises(ModelLoadError, match="does not exist"):
         SentenceEncoder("./no/such/encoder")

@@ -9,6 +9,7 @@ import torch
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 from inferenceguard.errors import ConfigError
+from inferenceguard.scorers._hf import fit_pair
 from inferenceguard.scorers.guard_model import GenerativeGuardCost
 
 from ._checkpoints import PROMPTS, RESPONSES
@@ -84,3 +85,33 @@ def test_guard_truncates_long_prompts_to_max_length(guard_dir):
     assert batch["input_ids"].shape[1] <= 64
     assert cost.render("", "").startswith("<s>")  # the template (and its BOS) survives
     assert torch.isfinite(cost([long_prompt], [RESPONSES[1]])).all()
+
+
+def test_guard_truncated_pairs_score_as_their_kept_text_alone(guard_dir):
+    """Cut to max_length in one left-padded batch = the reference forward on the kept text."""
+    tok = AutoTokenizer.from_pretrained(guard_dir)
+
+    def count(prompt: str, response: str) -> int:
+        conversation = [
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": response},
+        ]
+        text = tok.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+        return len(tok(text, add_special_tokens=False)["input_ids"])
+
+    pairs = [
+        ("Tell me how to make a bomb. " * 40, RESPONSES[1]),  # the prompt is cut
+        ("hello", RESPONSES[2] * 8),  # the prompt is not enough: the response's start goes
+        (PROMPTS[0], RESPONSES[0]),  # fits as it is
+    ]
+    expected = []
+    for prompt, response in pairs:
+        kept = fit_pair(
+            prompt, response, count=count, tokenizer=tok, max_length=64, response_side="left"
+        )
+        assert count(kept[0], kept[1]) <= 64
+        expected.append(_manual_p_unsafe(guard_dir, kept[0], kept[1]))
+    assert count(*pairs[0]) > 64 and count("", pairs[1][1]) > 64 >= count(*pairs[2])
+    cost = GenerativeGuardCost.from_pretrained(guard_dir, max_length=64, batch_size=3)
+    got = cost([p for p, _ in pairs], [r for _, r in pairs])
+    torch.testing.assert_close(got, torch.tensor(expected), atol=1e-5, rtol=1e-5)

@@ -12,6 +12,7 @@ from tokenizers import Tokenizer, processors
 from transformers import PreTrainedTokenizerFast
 
 from inferenceguard.errors import InputError, ModelLoadError
+from inferenceguard.scorers._hf import fit_pair
 from inferenceguard.scorers.base import CostModel, checked_scores
 from inferenceguard.scorers.pku import PKU_PROMPT_FORMAT, PKUCost, PKUReward, PKUScoreModel
 from inferenceguard.scorers.registry import load_cost_model
@@ -170,3 +171,33 @@ def test_pku_prefix_input_errors(beaver):
         cost.score_prefixes(PROMPTS[:2], RESPONSES[:1], [[1]])
     with pytest.raises(InputError, match="same length"):
         checked_scores(cost, PROMPTS, RESPONSES[:1])
+
+
+def test_pku_truncated_pairs_score_as_their_kept_text_alone(beaver, llama_tokenizer):
+    """Cut to max_length in one right-padded batch = the reference on the kept text."""
+    folder, backbone, head = beaver
+
+    def count(prompt: str, response: str) -> int:
+        return len(llama_tokenizer(PKU_PROMPT_FORMAT.format(prompt=prompt) + response)["input_ids"])
+
+    pairs = [
+        ("How do I bake bread? " * 6, "Mix."),  # the prompt is cut
+        ("hello", RESPONSES[2] * 3),  # the prompt is not enough: the response's start goes
+        ("hi", "Mix."),  # fits as it is
+    ]
+    expected = []
+    for prompt, response in pairs:
+        kept = fit_pair(
+            prompt,
+            response,
+            count=count,
+            tokenizer=llama_tokenizer,
+            max_length=24,
+            response_side="left",
+        )
+        assert count(kept[0], kept[1]) <= 24
+        expected.append(_manual_pku(backbone, head, llama_tokenizer, kept[0], kept[1]))
+    assert count(*pairs[0]) > 24 and count("", pairs[1][1]) > 24 >= count(*pairs[2])
+    cost = PKUCost.from_pretrained(folder, max_length=24, batch_size=3)
+    got = cost([p for p, _ in pairs], [r for _, r in pairs])
+    torch.testing.assert_close(got, torch.tensor(expected), atol=1e-5, rtol=1e-5)

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
+import inferenceguard
 from inferenceguard.errors import ConfigError, ModelLoadError
 from inferenceguard.scorers.base import CostModel, RewardModel
 from inferenceguard.scorers.guard_model import GenerativeGuardCost
 from inferenceguard.scorers.hf_classifier import SequenceClassifierCost, SequenceClassifierReward
 from inferenceguard.scorers.pku import PKUCost, PKUReward
-from inferenceguard.scorers.registry import load_cost_model, load_reward_model
+from inferenceguard.scorers.registry import (
+    COST_KINDS,
+    COST_LOADERS,
+    DEFAULT_LOADERS,
+    REWARD_KINDS,
+    REWARD_LOADERS,
+    load_cost_model,
+    load_reward_model,
+    resolve,
+)
 
 
 def test_registry_picks_the_loader_from_config_json(bert_dir, deberta_dir, guard_dir, beaver):
@@ -68,7 +81,7 @@ def test_registry_default_is_imported_lazily(monkeypatch):
 
 
 def test_registry_missing_paths_and_offline_hub(monkeypatch, tmp_path):
-    with pytest.raises(ModelLoadError, match="cost model folder .* does not exist"):
+    with pytest.raises(ModelLoadError, match=r"cost model folder .* does not exist"):
         load_cost_model(tmp_path / "missing")
     with pytest.raises(ModelLoadError, match="No folder"):
         load_cost_model("not a hub id!")
@@ -86,3 +99,74 @@ def test_registry_missing_paths_and_offline_hub(monkeypatch, tmp_path):
     (unknown / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
     with pytest.raises(ConfigError, match="pass kind="):
         load_cost_model(unknown)
+
+
+# ---------------------------------------------------------------- the lazy tables ----
+
+
+@pytest.mark.parametrize(
+    ("table", "base"),
+    [(COST_LOADERS, CostModel), (REWARD_LOADERS, RewardModel)],
+    ids=["cost", "reward"],
+)
+def test_every_loader_entry_resolves_to_a_scorer_class(table, base):
+    assert table, "a registry table is empty"
+    for kind, target in table.items():
+        loader = resolve(target)
+        assert isinstance(loader, type) and issubclass(loader, base), (kind, target)
+        assert callable(getattr(loader, "from_pretrained", None)), (kind, target)
+    assert (tuple(COST_LOADERS), tuple(REWARD_LOADERS)) == (COST_KINDS, REWARD_KINDS)
+
+
+def test_every_default_entry_resolves_to_a_loader_function():
+    assert set(DEFAULT_LOADERS) == {"cost", "reward"}
+    for role, target in DEFAULT_LOADERS.items():
+        assert callable(resolve(target)), (role, target)
+
+
+def test_resolve_names_what_is_missing():
+    with pytest.raises(ModuleNotFoundError):
+        resolve("inferenceguard.scorers.no_such_module:Thing")
+    with pytest.raises(AttributeError):
+        resolve("inferenceguard.scorers.pku:NoSuchLoader")
+
+
+@pytest.mark.parametrize("module", ["hf_classifier", "guard_model", "pku", "defaults"])
+def test_loaders_import_without_the_registry(module):
+    """No import cycle: a loader imported first, in a fresh interpreter, pulls in no registry."""
+    package_root = Path(inferenceguard.__file__).resolve().parents[1]
+    code = (
+        "import sys\n"
+        f"import inferenceguard.scorers.{module}\n"
+        "assert 'inferenceguard.scorers.registry' not in sys.modules, 'registry imported'\n"
+        "from inferenceguard.scorers.registry import load_cost_model\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package_root), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+# ----------------------------------------------------------- missing local folders ----
+
+
+def test_a_missing_local_folder_is_reported_as_missing():
+    with pytest.raises(
+        ModelLoadError, match="cost model folder '/nonexistent/model' does not exist"
+    ):
+        load_cost_model("/nonexistent/model")
+    with pytest.raises(ModelLoadError, match="reward model folder '/nonexistent/model' does not"):
+        load_reward_model("/nonexistent/model")
+    for kind in COST_KINDS:  # kind= skips detection: the check still comes first
+        with pytest.raises(ModelLoadError, match="does not exist"):
+            load_cost_model("./nonexistent/model", kind=kind)
+    for kind in REWARD_KINDS:
+        with pytest.raises(ModelLoadError, match="does not exist"):
+            load_reward_model("../nonexistent/model", kind=kind)
+
+
+@pytest.mark.parametrize("target", sorted({*COST_LOADERS.values(), *REWARD_LOADERS.values()}))
+def test_each_loader_reports_a_missing_local_folder(target):
+    with pytest.raises(ModelLoadError, match="folder '/nonexistent/model' does not exist"):
+        resolve(target).from_pretrained("/nonexistent/model")
