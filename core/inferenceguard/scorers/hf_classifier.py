@@ -120,9 +120,6 @@ class _SequenceClassifierScorer(PairBatcher):
         # The template already wrote BOS/EOS as text; do not add them twice.
         return tok(texts, add_special_tokens=False)
 
-    def _count(self, prompt: str, response: str) -> int:
-        return len(self._encode([prompt], [response])["input_ids"][0])
-
     def _encode_pair(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Row]:
         """Unpadded rows of ``input_ids`` (and the masks the tokenizer returns)."""
         enc = self._encode(prompts, responses)
