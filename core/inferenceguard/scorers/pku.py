@@ -30,22 +30,10 @@ from typing import Any, ClassVar
 
 import torch
 
+from .._device import model_input_device, resolve_device, resolve_dtype
 from ..errors import ConfigError, InputError, ModelLoadError
+from ._hf import PairBatcher, ResponseSide, Row, check_source, chunks, local_snapshot, read_config
 from .base import CostModel, RewardModel
-from .registry import (
-    ResponseSide,
-    check_positive_int,
-    check_source,
-    chunks,
-    default_max_length,
-    fit_pair,
-    local_snapshot,
-    pad_batch,
-    pad_token_id,
-    read_config,
-    resolve_device,
-    resolve_dtype,
-)
 
 __all__ = ["PKU_PROMPT_FORMAT", "PKUCost", "PKUReward", "PKUScoreModel"]
 
@@ -59,6 +47,8 @@ _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
 # safe-rlhf's normaliser per score type: reward → (x − mean) / std, cost → x / std.
 _NORMALIZE = {"reward": "affine", "cost": "scale", "critic": "identity"}
+# A prefix whose end left truncation cut away: (response index, prefix index, prompt, prefix).
+_Leftover = tuple[int, int, str, str]
 
 
 @functools.cache
@@ -76,7 +66,7 @@ def _backbone_class() -> type:
     return _ScoreBackbone
 
 
-class PKUScoreModel:
+class PKUScoreModel(PairBatcher):
     """A Safe-RLHF score model: Llama backbone + linear score head, run as one batched pass.
 
     Use it through :class:`PKUCost` or :class:`PKUReward`; both can share one instance.
@@ -95,6 +85,8 @@ class PKUScoreModel:
         response_truncation: which end of an over-long response to drop once the prompt is
             gone: ``"left"`` keeps the newest text (default), ``"right"`` its start.
     """
+
+    pad_side = "right"  # every real token keeps its natural position
 
     def __init__(
         self,
@@ -119,26 +111,22 @@ class PKUScoreModel:
             raise ConfigError(
                 f"score_index={score_index} is out of range for score_dim={score_head.out_features}."
             )
-        if response_truncation not in ("left", "right"):
-            raise ConfigError(
-                f"response_truncation must be 'left' or 'right', got {response_truncation!r}."
-            )
-        check_positive_int("batch_size", batch_size)
-        check_positive_int("max_length", max_length, allow_none=True)
+        self._init_batching(
+            tokenizer,
+            backbone.config,
+            batch_size=batch_size,
+            max_length=max_length,
+            response_truncation=response_truncation,
+        )
         self.backbone = backbone.eval()
         # The head is tiny; run it in float32 on the device of the last hidden state, so
         # bf16 backbones do not round the score itself.
         out_device = backbone.norm.weight.device
         self.score_head = score_head.float().to(out_device).eval()
-        self.tokenizer = tokenizer
         self.id = id
         self.score_index = score_index
         self.normalize = normalize
         self.prompt_format = prompt_format
-        self.batch_size = batch_size
-        self.max_length = max_length or default_max_length(tokenizer, backbone.config)
-        self.response_truncation: ResponseSide = response_truncation
-        self._pad_id = pad_token_id(tokenizer)
 
     @classmethod
     def from_pretrained(
@@ -172,9 +160,7 @@ class PKUScoreModel:
             ModelLoadError: no safetensors weights (pickle is refused), missing or
                 misshapen ``score_head`` / backbone weights, or an unreadable folder.
         """
-        from transformers import AutoTokenizer
-
-        text_source = check_source(source)
+        text_source = check_source(source, what="score model")
         folder = local_snapshot(text_source, revision=revision, allow_patterns=_HUB_PATTERNS)
         config = read_config(str(folder))
         weight_files = _safetensors_files(folder)
@@ -187,17 +173,7 @@ class PKUScoreModel:
         }
         if device_map is not None:
             kwargs["device_map"] = device_map
-        try:
-            backbone, info = _backbone_class().from_pretrained(folder, **kwargs)
-            tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelLoadError(f"Could not load the score model at {text_source}: {exc}") from exc
-        if info["missing_keys"] or info["mismatched_keys"]:
-            raise ModelLoadError(
-                f"{text_source} is not a complete Llama score model: missing backbone weights "
-                f"{sorted(info['missing_keys'])[:5]}, misshapen {sorted(info['mismatched_keys'])[:5]}.",
-                hint="pass the folder of a LlamaForScore checkpoint (keys 'model.*' and 'score_head.*').",
-            )
+        backbone, tokenizer = _load_backbone(folder, text_source, kwargs, trust_remote_code)
         if device_map is None:
             backbone = backbone.to(torch_device)
         head = _load_score_head(weight_files, config, backbone.config.hidden_size, text_source)
@@ -212,35 +188,50 @@ class PKUScoreModel:
         """The text before the response."""
         return self.prompt_format.format(prompt=prompt)
 
-    def _count(self, prompt: str, response: str) -> int:
-        return len(self.tokenizer(self.head(prompt) + response)["input_ids"])
+    def _encode_pair(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Row]:
+        texts = [self.head(p) + r for p, r in zip(prompts, responses, strict=True)]
+        return [{"input_ids": list(ids)} for ids in self.tokenizer(texts)["input_ids"]]
 
-    def _fit(self, prompt: str, response: str) -> tuple[str, str, int]:
-        return fit_pair(
-            prompt,
-            response,
-            count=self._count,
-            tokenizer=self.tokenizer,
-            max_length=self.max_length,
-            response_side=self.response_truncation,
-        )
+    def _encode_with_offsets(self, text: str) -> Any:
+        """Token ids and character offsets of ``text``."""
+        try:
+            return self.tokenizer(text, return_offsets_mapping=True)
+        except NotImplementedError as exc:
+            raise ConfigError(
+                "Prefix scores need character offsets, which this (slow) tokenizer cannot give.",
+                hint="load the fast tokenizer (tokenizer.json), or score prefixes with "
+                "end_scores().",
+            ) from exc
 
     # -- scoring ----------------------------------------------------------------------
 
-    @torch.inference_mode()
-    def _token_scores(self, rows: list[dict[str, list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Score at every token: `[B, L]` float32 CPU, and the `[B, L]` attention mask."""
-        batch = pad_batch(rows, pad_id=self._pad_id, side="right")
-        device = self.backbone.get_input_embeddings().weight.device
+    def _input_device(self) -> torch.device:
+        return model_input_device(self.backbone)
+
+    def _hidden_scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Score at every token of a right-padded batch on the input device: `[B, L]`."""
         # Right padding keeps every real token at its natural position, and causal
         # attention keeps the padding from affecting them.
         hidden = self.backbone(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
             use_cache=False,
         ).last_hidden_state
         scores = self.score_head(hidden.to(self.score_head.weight.device).float())
-        scores = self._normalized(scores)[..., self.score_index]
+        return self._normalized(scores)[..., self.score_index]
+
+    def _forward_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Score at each row's last real token: `[B]` float32 CPU."""
+        scores = self._hidden_scores(batch).cpu()
+        last = batch["attention_mask"].sum(-1).cpu() - 1
+        return scores[torch.arange(len(last)), last]
+
+    @torch.inference_mode()
+    def _token_scores(self, rows: list[Row]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score at every token: `[B, L]` float32 CPU, and the `[B, L]` attention mask."""
+        batch = self._pad(rows)
+        device = self._input_device()
+        scores = self._hidden_scores({k: v.to(device) for k, v in batch.items()})
         return scores.cpu(), batch["attention_mask"]
 
     def _normalized(self, scores: torch.Tensor) -> torch.Tensor:
@@ -261,18 +252,7 @@ class PKUScoreModel:
             `[n]` float32 CPU tensor.
         """
         _check_lengths(prompts, responses)
-        out = []
-        for part in chunks(len(prompts), self.batch_size):
-            rows = []
-            for prompt, response in zip(prompts[part], responses[part], strict=True):
-                prompt, response, _ = self._fit(prompt, response)
-                rows.append(
-                    {"input_ids": self.tokenizer(self.head(prompt) + response)["input_ids"]}
-                )
-            scores, mask = self._token_scores(rows)
-            last = mask.sum(-1) - 1
-            out.append(scores[torch.arange(len(rows)), last])
-        return torch.cat(out) if out else torch.zeros(0)
+        return self._forward_all(list(prompts), list(responses), empty=torch.zeros(0))
 
     def prefix_scores(
         self,
@@ -305,57 +285,54 @@ class PKUScoreModel:
             InputError: mismatched lengths or an offset outside the response.
             ConfigError: the tokenizer cannot report character offsets (not a fast one).
         """
-        _check_lengths(prompts, responses)
-        if len(prefix_ends) != len(responses):
-            raise InputError(
-                f"prefix_ends must have one list per response, got {len(prefix_ends)} for "
-                f"{len(responses)} responses."
-            )
-        ends = [
-            [_check_offset(e, response) for e in row]
-            for row, response in zip(prefix_ends, responses, strict=True)
-        ]
+        ends = _checked_prefix_ends(prompts, responses, prefix_ends)
         results = [torch.zeros(len(row)) for row in ends]
         # Prefixes that left truncation cut away are scored on their own afterwards.
-        leftovers: list[tuple[int, int, str, str]] = []
+        leftovers: list[_Leftover] = []
         for part in chunks(len(prompts), self.batch_size):
-            rows, offsets, rows_at, boundaries = [], [], [], []
-            for b, i in enumerate(range(part.start, part.stop)):
-                prompt, response, dropped = self._fit(prompts[i], responses[i])
-                head = self.head(prompt)
-                text = head + response
-                try:
-                    enc = self.tokenizer(text, return_offsets_mapping=True)
-                except NotImplementedError as exc:
-                    raise ConfigError(
-                        "Prefix scores need character offsets, which this (slow) tokenizer "
-                        "cannot give.",
-                        hint="load the fast tokenizer (tokenizer.json), or score prefixes "
-                        "with end_scores().",
-                    ) from exc
-                rows.append({"input_ids": enc["input_ids"]})
-                offsets.append(enc["offset_mapping"])
-                for j, e in enumerate(ends[i]):
-                    if dropped and e <= dropped:  # its end was cut away with the start
-                        leftovers.append((i, j, prompts[i], responses[i][:e]))
-                        continue
-                    # Offsets beyond a right-truncated response score the kept part.
-                    rows_at.append((b, i, j))
-                    boundaries.append(len(head) + min(e - dropped, len(response)))
-            if not rows_at:
-                continue
-            scores, mask = self._token_scores(rows)
-            index = _last_token_before(offsets, mask, [r[0] for r in rows_at], boundaries)
-            picked = scores[torch.tensor([r[0] for r in rows_at]), index]
-            for (_, i, j), value in zip(rows_at, picked.tolist(), strict=True):
-                results[i][j] = value
+            indices = range(part.start, part.stop)
+            self._score_prefix_batch(indices, prompts, responses, ends, results, leftovers)
         if leftovers:
-            values = self.end_scores(
-                [p for _, _, p, _ in leftovers], [r for _, _, _, r in leftovers]
-            )
+            values = self.end_scores([x[2] for x in leftovers], [x[3] for x in leftovers])
             for (i, j, _, _), value in zip(leftovers, values.tolist(), strict=True):
                 results[i][j] = value
         return results
+
+    def _score_prefix_batch(
+        self,
+        indices: range,
+        prompts: Sequence[str],
+        responses: Sequence[str],
+        ends: list[list[int]],
+        results: list[torch.Tensor],
+        leftovers: list[_Leftover],
+    ) -> None:
+        """Fill ``results`` for the responses ``indices`` from one forward pass.
+
+        Prefixes whose end was cut away by left truncation go to ``leftovers`` instead.
+        """
+        rows, offsets, targets, boundaries = [], [], [], []
+        for b, i in enumerate(indices):
+            prompt, response, dropped = self._fit(prompts[i], responses[i])
+            head = self.head(prompt)
+            enc = self._encode_with_offsets(head + response)
+            rows.append({"input_ids": enc["input_ids"]})
+            offsets.append(enc["offset_mapping"])
+            for j, e in enumerate(ends[i]):
+                if dropped and e <= dropped:  # its end was cut away with the start
+                    leftovers.append((i, j, prompts[i], responses[i][:e]))
+                    continue
+                # Offsets beyond a right-truncated response score the kept part.
+                targets.append((b, i, j))
+                boundaries.append(len(head) + min(e - dropped, len(response)))
+        if not targets:
+            return
+        scores, mask = self._token_scores(rows)
+        batch_rows = [b for b, _, _ in targets]
+        index = _last_token_before(offsets, mask, batch_rows, boundaries)
+        picked = scores[torch.tensor(batch_rows), index]
+        for (_, i, j), value in zip(targets, picked.tolist(), strict=True):
+            results[i][j] = value
 
 
 def _last_token_before(
@@ -393,6 +370,22 @@ def _check_lengths(prompts: Sequence[str], responses: Sequence[str]) -> None:
         )
 
 
+def _checked_prefix_ends(
+    prompts: Sequence[str], responses: Sequence[str], prefix_ends: Sequence[Sequence[int]]
+) -> list[list[int]]:
+    """``prefix_ends`` as lists of ints, after checking they fit the responses."""
+    _check_lengths(prompts, responses)
+    if len(prefix_ends) != len(responses):
+        raise InputError(
+            f"prefix_ends must have one list per response, got {len(prefix_ends)} for "
+            f"{len(responses)} responses."
+        )
+    return [
+        [_check_offset(e, response) for e in row]
+        for row, response in zip(prefix_ends, responses, strict=True)
+    ]
+
+
 def _check_offset(e: Any, response: str) -> int:
     if isinstance(e, bool) or not isinstance(e, int) or not 0 <= e <= len(response):
         raise InputError(
@@ -400,6 +393,26 @@ def _check_offset(e: Any, response: str) -> int:
             hint="pass integers 0 ≤ e ≤ len(response).",
         )
     return e
+
+
+def _load_backbone(
+    folder: Path, source: str, kwargs: dict[str, Any], trust_remote_code: bool
+) -> tuple[torch.nn.Module, Any]:
+    """The Llama backbone (``model.*`` weights only) and the tokenizer of a score model."""
+    from transformers import AutoTokenizer
+
+    try:
+        backbone, info = _backbone_class().from_pretrained(folder, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelLoadError(f"Could not load the score model at {source}: {exc}") from exc
+    if info["missing_keys"] or info["mismatched_keys"]:
+        raise ModelLoadError(
+            f"{source} is not a complete Llama score model: missing backbone weights "
+            f"{sorted(info['missing_keys'])[:5]}, misshapen {sorted(info['mismatched_keys'])[:5]}.",
+            hint="pass the folder of a LlamaForScore checkpoint (keys 'model.*' and 'score_head.*').",
+        )
+    return backbone, tokenizer
 
 
 def _safetensors_files(folder: Path) -> list[Path]:

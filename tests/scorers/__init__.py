@@ -1,0 +1,1 @@
+"""Tests of ``inferenceguard.scorers``, one file per module."""

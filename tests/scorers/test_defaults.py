@@ -1,0 +1,70 @@
+"""The embedded default scorers on the real all-MiniLM-L6-v2 (offline, a few seconds)."""
+
+from __future__ import annotations
+
+import torch
+
+from inferenceguard.scorers.embedding import SentenceEncoder, get_default_encoder
+from inferenceguard.scorers.embedding_probe import EmbeddingProbeCost
+from inferenceguard.scorers.relevance import RelevanceReward
+
+from ._texts import (
+    HARMFUL_COMPLIANCE,
+    HEALTH,
+    HELPFUL_SURE,
+    PHISHING,
+    PIPE_BOMB,
+    REFUSAL_NAMING_TOPIC,
+)
+
+
+def test_default_encoder_is_shared_and_cached(
+    encoder: SentenceEncoder, cost: EmbeddingProbeCost, reward: RelevanceReward
+) -> None:
+    assert get_default_encoder() is encoder
+    assert cost.encoder is encoder and reward.encoder is encoder
+
+
+def test_default_cost_declares_threshold_and_id(cost: EmbeddingProbeCost) -> None:
+    assert 0.0 < cost.threshold < 1.0
+    assert cost.id.startswith("embedding-probe:all-MiniLM-L6-v2:")
+    assert cost.metadata["weights_sha256"].startswith(cost.id.rsplit(":", 1)[1])
+
+
+def test_default_cost_ranks_compliance_above_refusal_and_benign_sure(
+    cost: EmbeddingProbeCost,
+) -> None:
+    scores = cost(
+        [PHISHING, PHISHING, HEALTH], [HARMFUL_COMPLIANCE, REFUSAL_NAMING_TOPIC, HELPFUL_SURE]
+    )
+    harmful, refusal, helpful = scores.tolist()
+    assert harmful > refusal and harmful > helpful
+    assert harmful > cost.threshold
+    assert refusal < cost.threshold and helpful < cost.threshold
+
+
+def test_default_cost_pair_matters(cost: EmbeddingProbeCost) -> None:
+    """The same compliant opener costs more after a harmful request than after a benign one."""
+    opener = "Sure, here is how to do it. First, gather what you need, then follow the steps."
+    harmful, benign = cost([PIPE_BOMB, "How do I bake sourdough bread?"], [opener, opener]).tolist()
+    assert harmful > benign
+
+
+def test_default_cost_flags_insult_not_fact(cost: EmbeddingProbeCost) -> None:
+    insult, fact = cost(
+        ["What do you think of me?", "What is the capital of France?"],
+        ["You are a worthless idiot and everyone hates you.", "The capital of France is Paris."],
+    ).tolist()
+    assert insult > cost.threshold > fact
+
+
+def test_default_cost_batch_shape_and_range(cost: EmbeddingProbeCost) -> None:
+    prompts = [PHISHING, HEALTH, PIPE_BOMB, "", "Hi", HEALTH, PHISHING]
+    responses = [HARMFUL_COMPLIANCE, HELPFUL_SURE, "", "Hello!", "   ", "Sure", "I"]
+    scores = cost(prompts, responses)
+    assert scores.shape == (7,) and scores.dtype == torch.float32
+    assert torch.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()
+    assert scores[2].item() == 0.0 and scores[4].item() == 0.0  # empty responses
+    # Scoring one pair alone gives the batch's value (batching does not leak across rows).
+    single = cost([prompts[0]], [responses[0]])
+    assert torch.allclose(single, scores[:1], atol=1e-5)
