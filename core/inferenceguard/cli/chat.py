@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 
-__all__ = ["register"]
+from ..config import GuardConfig
+from ._common import add_model_args, add_parser, guard_from_args
+
+__all__ = ["register", "run"]
 
 EPILOG = """examples:
   inferenceguard chat "What is the capital of France?"
@@ -13,36 +17,44 @@ EPILOG = """examples:
   inferenceguard chat --model ./my-llama --cost-model ./my-guard "Hello"
 """
 
+#: The guard's own sampling temperature, which the shipped critic was trained at: another
+#: value would make every default chat start with a "critic trained with other settings"
+#: warning.
+DEFAULT_TEMPERATURE: float = GuardConfig.model_fields["temperature"].default
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
+    """Add the ``chat`` subcommand."""
+    p = add_parser(
+        subparsers,
         "chat",
         help="chat with a guarded model (streams verified-safe text)",
+        description="Stream the guarded model's verified-safe answer to one question, or "
+        "hold an interactive session (type 'exit' or Ctrl-D to leave).",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("prompt", nargs="?", help="one question; omit for an interactive session")
-    p.add_argument("--model", default=None, help="hub id or folder (default: embedded SmolLM2)")
-    p.add_argument(
-        "--cost-model", default="default", help="cost model spec (default: shipped probe)"
+    search = p.add_argument_group("search")
+    search.add_argument("--n-candidates", type=int, default=8, help="N: candidates per step")
+    search.add_argument("--n-beams", type=int, default=2, help="K: beams kept per step")
+    search.add_argument("--block-len", type=int, default=16, help="B: tokens per block")
+    search.add_argument("--max-new-tokens", type=int, default=96, help="D: answer length")
+    search.add_argument(
+        "--temperature",
+        type=float,
+        default=DEFAULT_TEMPERATURE,
+        help="sampling temperature (the shipped critic's)",
     )
-    p.add_argument("--reward-model", default="default", help="reward model spec")
-    p.add_argument("--critic", default="default", help="critic folder, 'default' or 'none'")
-    p.add_argument("--n-candidates", type=int, default=8)
-    p.add_argument("--n-beams", type=int, default=2)
-    p.add_argument("--block-len", type=int, default=16)
-    p.add_argument("--max-new-tokens", type=int, default=96)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default=None)
+    search.add_argument(
+        "--seed", type=int, default=None, help="sampling seed (default: a fresh one each run)"
+    )
+    add_model_args(p)
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..config import GuardConfig
-    from ..guard import build_guard
-
-    config = GuardConfig(
+def config_from_args(args: argparse.Namespace) -> GuardConfig:
+    """The :class:`GuardConfig` the chat options describe."""
+    return GuardConfig(
         n_candidates=args.n_candidates,
         n_beams=args.n_beams,
         block_len=args.block_len,
@@ -50,14 +62,11 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         seed=args.seed,
     )
-    guard = build_guard(
-        model=args.model,
-        cost_model=args.cost_model,
-        reward_model=args.reward_model,
-        critic=None if args.critic == "none" else args.critic,
-        config=config,
-        device=args.device,
-    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``inferenceguard chat``; returns the exit code."""
+    guard = guard_from_args(args, config_from_args(args))
     history: list[dict[str, str]] = []
     prompts = [args.prompt] if args.prompt else _interactive()
     for prompt in prompts:
@@ -76,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interactive():
+def _interactive() -> Iterator[str]:
     while True:
         try:
             line = input("\n> ").strip()
