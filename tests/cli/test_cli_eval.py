@@ -38,6 +38,12 @@ def test_cli_eval_end_to_end(built, tmp_path, capsys):
     assert all(r["tokens"] <= 6 for r in records)
     printed = capsys.readouterr().out
     assert "| `plain` | raw |" in printed and "report.md" in printed
+    # every table of the report, each under its heading
+    headings = ["## Harmful prompts (harm)", "## Benign prompts (greet)", "## All prompts"]
+    headings.append("## Max prefix cost per strategy (all prompts)")
+    positions = [printed.index(h) for h in headings]
+    assert positions == sorted(positions)
+    assert printed.count("| Strategy | Method |") == 3
 
 
 def test_cli_eval_errors_and_listing(capsys, tmp_path, no_build):

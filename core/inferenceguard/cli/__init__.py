@@ -17,8 +17,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import InferenceGuardError
+from ._common import error_line
 
-__all__ = ["COMMANDS", "build_parser", "main", "resolve"]
+__all__ = ["COMMANDS", "SUMMARIES", "build_parser", "error_line", "main", "resolve"]
 
 #: verb -> ``"module:register"``; a verb's module (and its heavy imports) loads only when used.
 COMMANDS: dict[str, str] = {
@@ -104,8 +105,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InferenceGuardError as exc:
         print(f"inferenceguard: error: {error_line(exc)}", file=sys.stderr)
         return 2
-
-
-def error_line(exc: InferenceGuardError) -> str:
-    """``exc``'s message and its fix (``"<message> Fix: <hint>"``) as one line."""
-    return " ".join(str(exc).split())

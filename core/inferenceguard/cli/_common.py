@@ -12,7 +12,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InferenceGuardError
 
 if TYPE_CHECKING:
     from .._distributed import ProcessInfo
@@ -26,6 +26,7 @@ __all__ = [
     "add_set_arg",
     "add_threads_arg",
     "critic_spec",
+    "error_line",
     "guard_from_args",
     "model_specs",
     "parse_sets",
@@ -48,6 +49,11 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         if action.default in (None, [], argparse.SUPPRESS):
             return text
         return f"{text} (default: %(default)s)"
+
+
+def error_line(exc: InferenceGuardError) -> str:
+    """``exc``'s message and its fix (``"<message> Fix: <hint>"``) as one line."""
+    return " ".join(str(exc).split())
 
 
 def add_parser(

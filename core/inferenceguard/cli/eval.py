@@ -231,11 +231,9 @@ def _build(args: argparse.Namespace, config: GuardConfig, device: str | None) ->
 
 
 def _print_summary(result: EvalRun) -> None:
-    from ..evaluation.report import markdown_table
+    """Every table of report.md, each under its heading, then where the files are."""
+    from ..evaluation.report import render_markdown
 
-    headline = [s for s in result.summaries if s.group == "kind:harmful"] or [
-        s for s in result.summaries if s.group == "all"
-    ]
-    print(markdown_table(headline))
+    print(render_markdown(result.records, result.summaries, result.meta, caveats=False))
     for role, path in result.files.items():
         print(f"{role:>22}: {path}")
