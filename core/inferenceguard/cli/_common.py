@@ -64,10 +64,14 @@ def add_parser(
 
 
 def add_model_args(
-    parser: argparse.ArgumentParser, *, critic: bool = True
+    parser: argparse.ArgumentParser, *, critic: bool = True, title: str = "models"
 ) -> argparse._ArgumentGroup:
-    """Add ``--model --cost-model --reward-model [--critic] --device --dtype`` to ``parser``."""
-    group = parser.add_argument_group("models")
+    """Add ``--model --cost-model --reward-model [--critic] --device --dtype`` to ``parser``.
+
+    Returns:
+        The argument group (titled ``title``), for the verb's own model options.
+    """
+    group = parser.add_argument_group(title)
     group.add_argument(
         "--model",
         default="default",

@@ -66,8 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_prompt_args(p.add_argument_group("prompts"))
     _add_run_args(p.add_argument_group("run"))
-    models = add_model_args(p)
-    models.title = "models and base config"
+    models = add_model_args(p, title="models and base config")
     add_threads_arg(models)
     for flag, letter in (("--n-candidates", "N"), ("--n-beams", "K"), ("--block-len", "B")):
         models.add_argument(

@@ -7,6 +7,7 @@ import ipaddress
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _at_least(low: int):
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type`` for integers of at least ``low`` (checked before any loading)."""
+
     def parse(text: str) -> int:
         value = int(text)
         if value < low:
