@@ -23,7 +23,6 @@ from inferenceguard import (
     RewardModel,
 )
 from inferenceguard._data import data_path
-from inferenceguard.cli import main
 from inferenceguard.critic import LatentCritic, load_critic, read_critic_metadata, save_critic
 from inferenceguard.critic import io as critic_io
 from inferenceguard.prompts import PromptSpec, load_prompts
@@ -619,48 +618,6 @@ def test_prompt_items_dedupe_across_files(tmp_path):
     (tmp_path / "b.txt").write_text("same\nsecond\n")
     items = prompt_items([str(tmp_path / "a.txt"), str(tmp_path / "b.txt")])
     assert [(i.text, i.source) for i in items] == [("same", "a"), ("first", "a"), ("second", "b")]
-
-
-# ----------------------------------------------------------------------------- CLI
-
-
-def test_cli_help_has_examples(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["train-critic", "--help"])
-    assert exc.value.code == 0
-    out = capsys.readouterr().out
-    assert "--samples-per-prompt" in out and "examples:" in out and "accelerate launch" in out
-
-
-def test_cli_trains_and_saves_a_loadable_critic(tiny_lm, tmp_path, monkeypatch, capsys):
-    from inferenceguard.scorers import registry
-
-    model_dir = tmp_path / "tiny"
-    tiny_lm.model.save_pretrained(model_dir)
-    tiny_lm.tokenizer.save_pretrained(model_dir)
-    monkeypatch.setattr(registry, "load_cost_model", lambda spec, **kw: length_cost())
-    monkeypatch.setattr(registry, "load_reward_model", lambda spec, **kw: word_reward())
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("\n".join(f"Question {i}: what is {i} plus {i}?" for i in range(14)))
-    args = [
-        "train-critic", "--model", str(model_dir), "--prompts", f"{prompts}", "--limit", "12",
-        "--samples-per-prompt", "3", "--block-len", "4", "--max-new-tokens", "12",
-        "--max-epochs", "3", "--rollouts", str(tmp_path / "r"), "--out", str(tmp_path / "c"),
-        "--device", "cpu", "--no-progress",
-    ]  # fmt: skip
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert "safety AUC" in out and "saved" in out
-    lm = LocalLM.from_pretrained(model_dir, device="cpu")
-    critic = load_critic(tmp_path / "c", lm=lm, cost_model=length_cost())
-    meta = critic.metadata
-    assert (
-        meta["data"]["prompts"]["train"]
-        + meta["data"]["prompts"]["val"]
-        + meta["data"]["prompts"]["test"]
-        == 12
-    )
-    assert meta["data"]["samples_per_prompt"] == 3 and meta["max_new_tokens"] == 12
 
 
 # ----------------------------------------------------------------------------- shipped critic

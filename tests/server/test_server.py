@@ -39,7 +39,6 @@ from inferenceguard import (  # noqa: E402
 )
 from inferenceguard.result import GuardResult, SafetyReport, StreamChunk  # noqa: E402
 from inferenceguard.server import AdmissionQueue, QueueFullError, create_app  # noqa: E402
-from inferenceguard.server.cli import load_config  # noqa: E402
 from inferenceguard.server.convert import (  # noqa: E402
     ChunkTranslator,
     error_response,
@@ -771,48 +770,3 @@ async def test_admission_queue_bounds_and_cancellation():
     assert (queue.running, queue.waiting, queue.completed, queue.rejected) == (0, 0, 2, 1)
     with pytest.raises(ValueError):
         AdmissionQueue(max_concurrent=0)
-
-
-# --------------------------------------------------------------------------- CLI
-def test_cli_serve(tmp_path, monkeypatch, make_guard, capsys):
-    from inferenceguard import cli
-    from inferenceguard import guard as guard_module
-
-    config_file = tmp_path / "guard.json"
-    config_file.write_text(json.dumps({"n_candidates": 8, "max_new_tokens": 32}))
-    assert load_config(config_file).n_candidates == 8
-    assert load_config(None) == GuardConfig()
-    bad = tmp_path / "bad.json"
-    bad.write_text("[1, 2]")
-    with pytest.raises(ValueError, match="mapping"):
-        load_config(bad)
-
-    built: dict[str, Any] = {}
-    served: dict[str, Any] = {}
-
-    def fake_build_guard(**kwargs: Any) -> InferenceGuard:
-        built.update(kwargs)
-        return make_guard()
-
-    monkeypatch.setattr(guard_module, "build_guard", fake_build_guard)
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
-    argv = ["serve", "--config", str(config_file), "--critic", "none", "--api-key", "k"]
-    argv += ["--max-queue", "3", "--port", "8123"]
-    assert cli.main(argv) == 0
-    assert built["config"].n_candidates == 8 and built["critic"] is None
-    assert (served["host"], served["port"]) == ("127.0.0.1", 8123)
-    assert served["app"].state.queue.max_queue == 3
-
-    assert cli.main(["serve", "--config", str(bad)]) == 1
-    assert "mapping" in capsys.readouterr().err
-
-
-def test_cli_warns_when_exposed_without_key(monkeypatch, make_guard, capsys):
-    from inferenceguard import cli
-    from inferenceguard import guard as guard_module
-
-    monkeypatch.setattr(guard_module, "build_guard", lambda **kw: make_guard())
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
-    monkeypatch.delenv("INFERENCEGUARD_API_KEY", raising=False)
-    assert cli.main(["serve", "--host", "0.0.0.0"]) == 0
-    assert "without --api-key" in capsys.readouterr().err

@@ -7,17 +7,31 @@ reward models, the prompt mix below from the built-in data folders), writing it 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
+import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import GuardConfig
+from ._common import (
+    add_model_args,
+    add_parser,
+    add_threads_arg,
+    model_specs,
+    rank_device,
+    set_threads,
+)
+
+if TYPE_CHECKING:
+    from ..lm import LocalLM
+    from ..scorers.base import CostModel, RewardModel
+    from ..training.critic.rollouts import PromptItem, RolloutData, RolloutSettings
 
 __all__ = ["DEFAULT_PROMPTS", "default_prompt_specs", "register", "run"]
 
-logger = logging.getLogger(__name__)
-
-#: The shipped critic's prompt mix, relative to the data folders (:func:`inferenceguard._data.data_path`): harmful requests
-#: (AdvBench) and benign ones (harmless Alpaca instructions, MT-Bench first turns).
+#: The shipped critic's prompt mix, relative to the data folders
+#: (:func:`inferenceguard._data.data_path`): harmful requests (AdvBench) and benign ones
+#: (harmless Alpaca instructions, MT-Bench first turns).
 DEFAULT_PROMPTS: tuple[str, ...] = (
     "advbench/harmful_behaviors.csv:goal",
     "alpaca_harmless/harmless_test.json:instruction",
@@ -27,9 +41,11 @@ DEFAULT_PROMPTS: tuple[str, ...] = (
 #: Settings of the shipped critic (the CLI defaults), sized for ~15 min of rollouts on 2 CPU cores.
 DEFAULT_LIMIT = 48  # prompts per file (the first ones): 48 harmful + 96 benign
 DEFAULT_SAMPLES = 8  # responses per prompt: 8 rows cost little more than 4 per forward
-DEFAULT_BLOCK_LEN = 16  # = GuardConfig.block_len's default: the search must use the same
+# The search's own defaults: a critic only fits a search with the same block length and
+# sampler.
+DEFAULT_BLOCK_LEN: int = GuardConfig.model_fields["block_len"].default
 DEFAULT_MAX_NEW_TOKENS = 64  # step fractions are tokens / this
-DEFAULT_TEMPERATURE = 1.0  # = GuardConfig.temperature's default
+DEFAULT_TEMPERATURE: float = GuardConfig.model_fields["temperature"].default
 
 EPILOG = """examples:
   # reproduce the shipped critic (SmolLM2 + default cost/reward, the built-in prompt mix)
@@ -41,7 +57,7 @@ EPILOG = """examples:
       --samples-per-prompt 5 --block-len 32 --max-new-tokens 128 --out my_critic
 
   # rollouts on 4 GPUs (rank 0 merges and trains); an interrupted run resumes
-  accelerate launch --num_processes 4 -m inferenceguard.critic.cli --out my_critic
+  accelerate launch --num_processes 4 -m inferenceguard.cli train-critic --out my_critic
   # (CPU-only: `accelerate launch --cpu` starts one process without MPI; use --multi_gpu,
   #  which goes through torchrun, and the gloo CPU backend is picked when CUDA is absent)
 
@@ -62,7 +78,8 @@ def default_prompt_specs() -> list[str]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train-critic`` parser."""
-    p = subparsers.add_parser(
+    p = add_parser(
+        subparsers,
         "train-critic",
         help="train a latent critic from rollouts of the base model",
         description=(
@@ -71,72 +88,61 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "heads. Rollouts are resumable and shard over `accelerate launch` ranks."
         ),
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--model", default="default", help="base LM: 'default' (embedded SmolLM2), folder or hub id"
-    )
-    p.add_argument(
-        "--cost-model", default="default", help="cost model spec (default: shipped probe)"
-    )
-    p.add_argument(
-        "--reward-model", default="default", help="reward model spec (default: MiniLM relevance)"
-    )
-    p.add_argument(
+    models = add_model_args(p, critic=False)
+    add_threads_arg(models)
+    _add_rollout_args(p.add_argument_group("rollouts"))
+    _add_training_args(p.add_argument_group("training"))
+    p.set_defaults(func=run)
+
+
+def _add_rollout_args(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
         "--prompts",
         action="append",
         metavar="FILE[:COLUMN]",
-        help="prompt file (csv/json/jsonl/txt), repeatable; default: "
+        help="prompt file (csv/json/jsonl/txt), repeatable (default: "
         + ", ".join(DEFAULT_PROMPTS)
-        + " under the shared data folder",
+        + " from the data folders)",
     )
-    p.add_argument(
-        "--limit",
-        type=int,
-        default=DEFAULT_LIMIT,
-        help="prompts per file (first ones; default %(default)s)",
+    group.add_argument(
+        "--limit", type=int, default=DEFAULT_LIMIT, help="prompts per file (the first ones)"
     )
-    p.add_argument(
-        "--samples-per-prompt", type=int, default=DEFAULT_SAMPLES, help="default %(default)s"
+    group.add_argument(
+        "--samples-per-prompt", type=int, default=DEFAULT_SAMPLES, help="responses per prompt"
     )
-    p.add_argument(
-        "--block-len",
-        type=int,
-        default=DEFAULT_BLOCK_LEN,
-        help="B; must equal the search's (default %(default)s)",
+    group.add_argument(
+        "--block-len", type=int, default=DEFAULT_BLOCK_LEN, help="B; must equal the search's"
     )
-    p.add_argument(
-        "--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS, help="D (default %(default)s)"
+    group.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS, help="D")
+    group.add_argument(
+        "--temperature", type=float, default=DEFAULT_TEMPERATURE, help="sampling temperature"
     )
-    p.add_argument(
-        "--temperature", type=float, default=DEFAULT_TEMPERATURE, help="default %(default)s"
-    )
-    p.add_argument("--top-p", type=float, default=1.0, help="default %(default)s")
-    p.add_argument(
+    group.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass")
+    group.add_argument(
         "--budget", type=float, default=None, help="d (default: the cost model's threshold)"
     )
-    p.add_argument("--out", default="critic", help="critic folder to write (default ./critic)")
-    p.add_argument(
+    group.add_argument(
         "--rollouts",
         default=None,
         help="rollout folder (default: <INFERENCEGUARD_HOME>/critic_rollouts/<hash of settings>)",
     )
-    p.add_argument("--seed", type=int, default=0, help="sampling, split and training seed")
-    p.add_argument("--val-fraction", type=float, default=0.15)
-    p.add_argument("--test-fraction", type=float, default=0.15)
-    p.add_argument("--max-epochs", type=int, default=200)
-    p.add_argument(
-        "--device", default=None, help="cpu, cuda, cuda:1 … (default: CUDA if available)"
+    group.add_argument(
+        "--rollouts-only", action="store_true", help="collect rollouts, do not train"
     )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch CPU threads (1 is fastest on a busy machine)",
+    group.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _add_training_args(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--out", default="critic", help="critic folder to write")
+    group.add_argument("--seed", type=int, default=0, help="sampling, split and training seed")
+    group.add_argument(
+        "--val-fraction", type=float, default=0.15, help="prompts held out for early stopping"
     )
-    p.add_argument("--rollouts-only", action="store_true", help="collect rollouts, do not train")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.set_defaults(func=run)
+    group.add_argument(
+        "--test-fraction", type=float, default=0.15, help="prompts held out for the metrics"
+    )
+    group.add_argument("--max-epochs", type=int, default=200, help="training epochs at most")
 
 
 def _rollout_dir(args: argparse.Namespace, ids: list[str], settings_doc: str) -> Path:
@@ -152,46 +158,15 @@ def _rollout_dir(args: argparse.Namespace, ids: list[str], settings_doc: str) ->
 
 def run(args: argparse.Namespace) -> int:
     """Run ``train-critic``; returns the exit code."""
-    import json
+    from .._distributed import process_info
+    from ..training.critic.rollouts import collect_rollouts
 
-    import torch
-
-    from ..lm import LocalLM, SamplerSettings
-    from ..prompts import PromptSpec
-    from ..scorers.registry import load_cost_model, load_reward_model
-    from ..training.critic.rollouts import (
-        RolloutSettings,
-        collect_rollouts,
-        init_distributed,
-        load_rollouts,
-        prompt_items,
-    )
-    from ..training.critic.train import TrainSettings, format_summary, train_critic
-    from .io import save_critic
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    info = init_distributed()
-    device = args.device
-    if device is None and info.world_size > 1 and torch.cuda.is_available():
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', info.rank))}"
-    if args.prompts:
-        specs = [PromptSpec.parse(s) for s in args.prompts]
-    else:
-        specs = [PromptSpec.parse(s) for s in default_prompt_specs()]
-    items = prompt_items(specs, limit=args.limit)
-    settings = RolloutSettings(
-        samples_per_prompt=args.samples_per_prompt,
-        block_len=args.block_len,
-        max_new_tokens=args.max_new_tokens,
-        sampler=SamplerSettings(temperature=args.temperature, top_p=args.top_p),
-        budget=args.budget,
-        seed=args.seed,
-    )
+    specs = model_specs(args)  # a missing folder fails before anything is loaded
+    set_threads(args.threads)
+    info = process_info()
+    items, settings = _prompt_items(args), _rollout_settings(args)
     started = time.perf_counter()
-    lm = LocalLM.from_pretrained(args.model, device=device)
-    cost = load_cost_model(args.cost_model, device=device)
-    reward = load_reward_model(args.reward_model, device=device)
+    lm, cost, reward = _load_models(specs, rank_device(args.device, info))
     doc = json.dumps(
         [lm.model_id, cost.id, reward.id, settings.to_dict()], sort_keys=True, default=str
     )
@@ -207,6 +182,50 @@ def run(args: argparse.Namespace) -> int:
     rollout_s = time.perf_counter() - started
     if not info.is_main or args.rollouts_only:
         return 0
+    return _train_and_save(args, items, rollout_dir, rollout_s)
+
+
+def _prompt_items(args: argparse.Namespace) -> list[PromptItem]:
+    from ..prompts import PromptSpec
+    from ..training.critic.rollouts import prompt_items
+
+    specs = [PromptSpec.parse(s) for s in (args.prompts or default_prompt_specs())]
+    return prompt_items(specs, limit=args.limit)
+
+
+def _rollout_settings(args: argparse.Namespace) -> RolloutSettings:
+    from ..lm import SamplerSettings
+    from ..training.critic.rollouts import RolloutSettings
+
+    return RolloutSettings(
+        samples_per_prompt=args.samples_per_prompt,
+        block_len=args.block_len,
+        max_new_tokens=args.max_new_tokens,
+        sampler=SamplerSettings(temperature=args.temperature, top_p=args.top_p),
+        budget=args.budget,
+        seed=args.seed,
+    )
+
+
+def _load_models(
+    specs: dict[str, Any], device: str | None
+) -> tuple[LocalLM, CostModel, RewardModel]:
+    from ..lm import LocalLM
+    from ..scorers import registry
+
+    lm = LocalLM.from_pretrained(specs["model"], device=device, dtype=specs["dtype"])
+    cost = registry.load_cost_model(specs["cost_model"], device=device)
+    reward = registry.load_reward_model(specs["reward_model"], device=device)
+    return lm, cost, reward
+
+
+def _train_and_save(
+    args: argparse.Namespace, items: list[PromptItem], rollout_dir: Path, rollout_s: float
+) -> int:
+    from ..critic.io import save_critic
+    from ..training.critic.rollouts import load_rollouts
+    from ..training.critic.train import TrainSettings, format_summary, train_critic
+
     data = load_rollouts(rollout_dir)
     wanted = {i.id for i in items}
     if len(data.records) != len(wanted):
@@ -230,12 +249,13 @@ def run(args: argparse.Namespace) -> int:
     out = save_critic(result.critic, args.out)
     print(format_summary(result.metrics))
     print(
-        f"saved {out} (rollouts {rollout_s:.0f} s, training {time.perf_counter() - train_started:.0f} s)"
+        f"saved {out} (rollouts {rollout_s:.0f} s, "
+        f"training {time.perf_counter() - train_started:.0f} s)"
     )
     return 0
 
 
-def _subset(data, wanted: set[str]):
+def _subset(data: RolloutData, wanted: set[str]) -> RolloutData:
     """Only the blocks of prompts in ``wanted`` (re-indexed)."""
     import torch
 
@@ -255,12 +275,3 @@ def _subset(data, wanted: set[str]):
         reward=data.reward[mask],
         prompt_index=remap[data.prompt_index][mask],
     )
-
-
-if __name__ == "__main__":  # python -m inferenceguard.critic.cli (e.g. under accelerate launch)
-    import sys
-
-    parser = argparse.ArgumentParser(prog="train-critic")
-    register(parser.add_subparsers(dest="command"))
-    parsed = parser.parse_args(["train-critic", *sys.argv[1:]])
-    raise SystemExit(parsed.func(parsed))

@@ -7,11 +7,13 @@ import ipaddress
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..config import GuardConfig
-from ..errors import ConfigError, InferenceGuardError
+from ..errors import ConfigError
+from ._common import add_model_args, add_parser, guard_from_args
 
 __all__ = ["load_config", "register", "run"]
 
@@ -33,31 +35,57 @@ _INSTALL_HINT = "pip install 'inferenceguard[server]'"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``serve`` subcommand."""
-    p = subparsers.add_parser(
+    p = add_parser(
+        subparsers,
         "serve",
         help="OpenAI-compatible guarded server",
         description="Serve a guarded model over the OpenAI Chat Completions API.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    p.add_argument("--model", default=None, help="hub id or folder (default: embedded SmolLM2)")
-    p.add_argument("--cost-model", default="default", help="cost model spec (default: shipped)")
-    p.add_argument("--reward-model", default="default", help="reward model spec")
-    p.add_argument("--critic", default="default", help="critic folder, 'default' or 'none'")
-    p.add_argument("--config", type=Path, default=None, help="GuardConfig as JSON (or YAML)")
-    p.add_argument(
+    server = p.add_argument_group("server")
+    server.add_argument("--host", default="127.0.0.1", help="bind address")
+    server.add_argument("--port", type=int, default=8000, help="port")
+    server.add_argument(
         "--api-key",
         default=os.environ.get("INFERENCEGUARD_API_KEY"),
         help="require 'Authorization: Bearer KEY' (default: $INFERENCEGUARD_API_KEY, else none)",
     )
-    p.add_argument("--max-concurrent", type=int, default=4, help="requests run at once")
-    p.add_argument("--max-queue", type=int, default=32, help="requests that may wait (then 429)")
-    p.add_argument("--model-name", default=None, help="name reported by /v1/models")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: best available)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    server.add_argument(
+        "--max-concurrent", type=_at_least(1), default=4, help="requests run at once"
+    )
+    server.add_argument(
+        "--max-queue", type=_at_least(0), default=32, help="requests that may wait (then 429)"
+    )
+    server.add_argument(
+        "--model-name", default=None, help="name reported by /v1/models (default: the model id)"
+    )
+    server.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="uvicorn log level",
+    )
+    models = add_model_args(p)
+    models.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="GuardConfig fields as JSON (or YAML) (default: GuardConfig's defaults)",
+    )
     p.set_defaults(func=run)
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse ``type`` for integers of at least ``low`` (checked before any loading)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in its messages
+    return parse
 
 
 def load_config(path: Path | None) -> GuardConfig:
@@ -107,32 +135,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from .app import create_app
+        from ..server.app import create_app
     except ModuleNotFoundError as exc:
         print(f"inferenceguard serve needs {exc.name}: {_INSTALL_HINT}", file=sys.stderr)
         return 1
-    from ..guard import build_guard
-
-    try:
-        config = load_config(args.config)
-        guard = build_guard(
-            model=args.model,
-            cost_model=args.cost_model,
-            reward_model=args.reward_model,
-            critic=None if args.critic == "none" else args.critic,
-            config=config,
-            device=args.device,
-        )
-        app = create_app(
-            guard,
-            api_key=args.api_key,
-            max_concurrent=args.max_concurrent,
-            max_queue=args.max_queue,
-            model_name=args.model_name,
-        )
-    except (InferenceGuardError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    guard = guard_from_args(args, load_config(args.config))
+    app = create_app(
+        guard,
+        api_key=args.api_key,
+        max_concurrent=args.max_concurrent,
+        max_queue=args.max_queue,
+        model_name=args.model_name,
+    )
     if not _is_loopback(args.host) and not args.api_key:
         print(
             f"warning: serving on {args.host} without --api-key: anyone who can reach this "

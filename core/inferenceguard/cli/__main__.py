@@ -1,0 +1,5 @@
+"""``python -m inferenceguard.cli VERB ...`` (e.g. under ``accelerate launch``)."""
+
+from . import main
+
+raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""``inferenceguard train-cost``: retrain the embedded cost probe (MiniLM pair embeddings).
+
+A thin front end to :func:`inferenceguard.training.cost_probe.train_default_cost`; the
+data, splits and model are described there. With ``--threads 1`` (the default) the same
+data and seed reproduce the shipped ``head.safetensors`` byte for byte.
+``benchmarks/train_default_cost.py`` runs the same training and also writes the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .._data import REPO_DATA
+from ._common import add_parser, add_threads_arg, set_threads
+
+__all__ = ["DEFAULT_GENERATED", "DEFAULT_HANDWRITTEN", "register", "run"]
+
+_BENCHMARK_DATA = REPO_DATA.parent / "benchmarks" / "data"
+#: The default LM's cached answers, in a source checkout (the wheel does not carry them).
+DEFAULT_GENERATED = _BENCHMARK_DATA / "smollm2_responses.jsonl"
+#: Hand-written evaluation pairs, in a source checkout.
+DEFAULT_HANDWRITTEN = _BENCHMARK_DATA / "handwritten_eval.jsonl"
+
+EPILOG = """examples:
+  # retrain the shipped probe in place (from a source checkout), reproducibly
+  inferenceguard train-cost --out core/inferenceguard/assets/default_cost --threads 1
+
+  # train on your own copy of the data folders, without the cached LM answers
+  inferenceguard train-cost --data-dir my_data --no-generated --out my_cost
+
+then, in Python: from inferenceguard.scorers.embedding_probe import EmbeddingProbeCost
+  cost_model = EmbeddingProbeCost.load("my_cost")
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train-cost`` subcommand."""
+    from ..training.cost_probe import DEFAULT_SEED
+
+    p = add_parser(
+        subparsers,
+        "train-cost",
+        help="retrain the embedded cost probe",
+        description="Build the response-level safety data set from the data folders, train "
+        "the cost probe on its train split, print its metrics per split and save it.",
+        epilog=EPILOG,
+    )
+    p.add_argument("--out", default="cost_probe", help="folder to write the probe to")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="a folder laid out like inferenceguard/data (default: the data folders, "
+        "$INFERENCEGUARD_DATA first)",
+    )
+    p.add_argument(
+        "--generated",
+        type=Path,
+        default=None,
+        help=f"cached answers of the default LM (default: {DEFAULT_GENERATED} when present)",
+    )
+    p.add_argument("--no-generated", action="store_true", help="train without the LM answers")
+    p.add_argument(
+        "--handwritten",
+        type=Path,
+        default=None,
+        help=f"hand-written evaluation pairs (default: {DEFAULT_HANDWRITTEN} when present)",
+    )
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of every random choice")
+    p.add_argument(
+        "--device", default=None, help="device of the sentence encoder (default: CPU or CUDA)"
+    )
+    add_threads_arg(p, default=1)
+    p.set_defaults(func=run)
+
+
+def _present(path: Path | None, default: Path) -> Path | None:
+    if path is not None:
+        return path
+    return default if default.is_file() else None
+
+
+def train_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords of :func:`train_default_cost` that the options describe (no encoder)."""
+    kwargs: dict[str, Any] = {
+        "out_dir": args.out,
+        "generated_path": None
+        if args.no_generated
+        else _present(args.generated, DEFAULT_GENERATED),
+        "handwritten_path": _present(args.handwritten, DEFAULT_HANDWRITTEN),
+        "seed": args.seed,
+    }
+    if args.data_dir is not None:  # otherwise the trainer's own lookup in the data folders
+        kwargs["data_dir"] = args.data_dir
+    return kwargs
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``inferenceguard train-cost``; returns the exit code."""
+    from ..scorers import embedding
+    from ..training import cost_probe
+
+    set_threads(args.threads)
+    report = cost_probe.train_default_cost(
+        encoder=embedding.get_default_encoder(args.device), **train_kwargs(args)
+    )
+    print(format_metrics(report["metrics"]))
+    print(f"saved {args.out}")
+    return 0
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """One line per split and evaluation set: size, ROC-AUC, precision, recall, FPR."""
+    lines = [f"{'set':>12}  {'n':>5}  {'unsafe':>6}  roc_auc  precision  recall    fpr"]
+    for name, m in metrics.items():
+        if name == "per_source":
+            continue
+        lines.append(
+            f"{name:>12}  {m['n']:>5}  {m['n_unsafe']:>6}  {m['roc_auc']:7.3f}  "
+            f"{m['precision']:9.3f}  {m['recall']:6.3f}  {m['fpr']:5.3f}"
+        )
+    return "\n".join(lines)

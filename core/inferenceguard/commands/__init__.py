@@ -1,1 +1,0 @@
-"""Small CLI verbs that belong to no larger subsystem."""

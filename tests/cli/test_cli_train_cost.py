@@ -1,0 +1,49 @@
+"""``inferenceguard train-cost``: the options reach the trainer, the metrics are printed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from inferenceguard.cli import main
+from inferenceguard.cli.train_cost import DEFAULT_GENERATED, DEFAULT_HANDWRITTEN
+
+
+@pytest.fixture
+def trainer(monkeypatch) -> dict[str, Any]:
+    """Replace the (minutes-long) training; the dict fills with what it was called with."""
+    from inferenceguard.scorers import embedding
+    from inferenceguard.training import cost_probe
+
+    seen: dict[str, Any] = {}
+    metric = {"n": 10, "n_unsafe": 4, "roc_auc": 0.9, "precision": 0.8, "recall": 0.75}
+
+    def fake_train(**kwargs: Any) -> dict[str, Any]:
+        seen.update(kwargs)
+        return {"metrics": {"val": {**metric, "fpr": 0.1}, "per_source": {}}}
+
+    monkeypatch.setattr(cost_probe, "train_default_cost", fake_train)
+    monkeypatch.setattr(embedding, "get_default_encoder", lambda device=None: f"encoder@{device}")
+    return seen
+
+
+def test_train_cost_passes_its_options_and_prints_metrics(trainer, tmp_path, capsys):
+    out = tmp_path / "probe"
+    data = tmp_path / "data"
+    argv = ["train-cost", "--out", str(out), "--data-dir", str(data), "--no-generated"]
+    assert main([*argv, "--seed", "7", "--device", "cpu"]) == 0
+    assert trainer["out_dir"] == str(out) and trainer["data_dir"] == data
+    assert trainer["generated_path"] is None and trainer["seed"] == 7
+    assert trainer["encoder"] == "encoder@cpu"
+    printed = capsys.readouterr().out
+    assert "roc_auc" in printed and "0.900" in printed and f"saved {out}" in printed
+
+
+def test_train_cost_defaults_to_the_data_folders_and_the_checkout_files(trainer, tmp_path):
+    assert main(["train-cost", "--out", str(tmp_path / "p")]) == 0
+    assert "data_dir" not in trainer  # the trainer looks in the data folders itself
+    expected = DEFAULT_GENERATED if DEFAULT_GENERATED.is_file() else None
+    assert trainer["generated_path"] == expected
+    expected = DEFAULT_HANDWRITTEN if DEFAULT_HANDWRITTEN.is_file() else None
+    assert trainer["handwritten_path"] == expected
