@@ -1,8 +1,8 @@
 """Build the response-level safety data set and train the embedded default cost probe.
 
 The command ``python benchmarks/train_default_cost.py`` calls :func:`train_default_cost`,
-which is deterministic: the same data, seed and thread count reproduce the shipped
-``head.safetensors`` byte for byte.
+which is deterministic: the same data, seed and thread count reproduce
+``head.safetensors`` byte for byte (``--check-sha256`` compares with the shipped file).
 
 Data (all offline): the prompt sets found by :func:`inferenceguard._data.data_path`, plus
 two small files in ``benchmarks/data``; see :mod:`.examples` for how pairs are built:
