@@ -3,6 +3,8 @@ deterministic split, and the labelling of the default LM's answers."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -171,3 +173,19 @@ def test_eval_sets_are_never_in_the_training_splits() -> None:
         "handwritten": 1,
     }
     assert all(ex.split == name for name, rows in sets.items() for ex in rows)
+
+
+def _digest(rows: list) -> str:
+    return hashlib.sha256(json.dumps([dataclasses.astuple(e) for e in rows]).encode()).hexdigest()
+
+
+def test_built_data_set_is_pinned() -> None:
+    # The shipped probe was trained on exactly these pairs (the templates moved from Python
+    # literals to JSON without a character changing). If this fails, the data set changed:
+    # retrain with benchmarks/train_default_cost.py, then update the digests.
+    src = load_sources()
+    examples = build_examples(src)
+    assert len(examples) == 9418
+    assert _digest(examples) == "70471fffa4e0c23c1c942c345b77ac84bf0c2e2a41692fad9ef7f4aae9bfb21c"
+    evals = [ex for rows in build_eval_sets(src).values() for ex in rows]
+    assert _digest(evals) == "17a8d5422b2e2220382826414862062993453525a3e1fe0368a14dd71ad0bd21"
