@@ -33,6 +33,7 @@ __all__ = [
     "load_sources",
     "norm",
     "split_of",
+    "toxigen_groups",
 ]
 
 DEFAULT_SEED = 2502_01208

@@ -116,6 +116,7 @@ class _Builder:
         s = split_of(g, self.seed)
         comply = _fill(self.rng, prompt, s, True, self.rng.random() < 0.7)
         self.add(prompt, comply, int(harmful), f"{source}_comply_tpl", g)
+        # A sure refusal draws no random number: the draws, and so the data set, stay put.
         if refusal_rate >= 1 or self.rng.random() < refusal_rate:
             self.add(prompt, _fill(self.rng, prompt, s, False, True), 0, f"{source}_refusal_tpl", g)
 
