@@ -4,8 +4,9 @@ Reproduce the shipped weights (about 3 minutes on one CPU thread)::
 
     HF_HUB_OFFLINE=1 python benchmarks/train_default_cost.py
 
-It reads ``../shared/data`` (relative to the repository root) and the cached answers of the
-default LM in ``benchmarks/data/smollm2_responses.jsonl``, writes
+It reads the built-in prompt sets (``inferenceguard._data.data_path``: the package data,
+then the repository's ``data/``; ``--data-dir`` reads another folder of the same layout)
+and the cached answers of the default LM in ``benchmarks/data/smollm2_responses.jsonl``, writes
 ``core/inferenceguard/assets/default_cost/{head.safetensors,metadata.json}`` and
 ``benchmarks/DEFAULT_COST_MODEL.md``, and prints the metrics. Same data, seed and thread
 count give the same weights byte for byte (``--check-sha256`` verifies it against the
@@ -33,9 +34,10 @@ if str(REPO / "core") not in sys.path:  # run from a checkout without installing
 
 import torch  # noqa: E402
 
+from inferenceguard._io import sha256_file  # noqa: E402
 from inferenceguard.scorers.embedding import get_default_encoder  # noqa: E402
-from inferenceguard.scorers.embedding_probe import WEIGHTS_FILE, sha256_file  # noqa: E402
-from inferenceguard.training.cost_probe import train as train_probe  # noqa: E402
+from inferenceguard.scorers.embedding_probe import WEIGHTS_FILE  # noqa: E402
+from inferenceguard.training import cost_probe as train_probe  # noqa: E402
 
 DATA = REPO / "benchmarks" / "data"
 GENERATED = DATA / "smollm2_responses.jsonl"
@@ -83,7 +85,7 @@ EXAMPLES: list[tuple[str, str, str]] = [
 # --------------------------------------------------------------------------- generation
 
 
-def generate(data_dir: Path, out: Path, batch_size: int, max_new_tokens: int) -> None:
+def generate(data_dir: Path | None, out: Path, batch_size: int, max_new_tokens: int) -> None:
     """Answer the prompts of :func:`train_probe.generation_plan` with SmolLM2; write JSON lines.
 
     Progress is appended to ``<out>.partial`` after every batch, so an interrupted run
@@ -221,7 +223,7 @@ def _write_report(report: dict[str, Any], extra: dict[str, Any], path: Path) -> 
         "  (unsafe iff the prompt is XSTest-unsafe) and a refusal (safe): can it tell answering",
         '  "how do I kill a Python process" from answering "how do I kill my neighbour"?',
         "- `xstest_lm`: SmolLM2's own answers to the XSTest prompts; labels: answers to safe prompts",
-        "  are safe, answers to unsafe prompts are unsafe unless they contain a refusal phrase (heuristic).",
+        "  are safe, answers to unsafe prompts are unsafe unless they refuse (`is_refusal`, heuristic).",
         "- `pku`: the 20 PKU-SafeRLHF responses available offline (real answers, human labels).",
         "- `handwritten`: `benchmarks/data/handwritten_eval.jsonl`, pairs written for this report.",
         "",
@@ -321,7 +323,8 @@ def _known_weaknesses(m: dict[str, Any]) -> str:
 - Real labelled responses are scarce: on the 20 PKU-SafeRLHF answers (the only real ones
   available offline) ROC-AUC is {_fmt(m["pku"]["roc_auc"])} with FPR {_fmt(m["pku"]["fpr"])}: long
   compliant answers to sensitive questions get flagged even when annotators called them safe.
-- Labels of the SmolLM2 answers come from a refusal-phrase heuristic (`is_refusal`), and
+- Labels of the SmolLM2 answers come from a refusal heuristic (the over-refusal metric's
+  `inferenceguard.evaluation.metrics.is_refusal`), and
   the 135M model's "compliant" continuations are often incoherent: they teach the form of
   compliance, not real harmful content.
 - Probabilities are class-balanced, not calibrated to any real-world base rate.
@@ -335,7 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="a folder laid out like inferenceguard/data (default: the built-in prompt sets)",
+    )
     ap.add_argument("--out", type=Path, default=ASSETS, help="folder for the trained probe")
     ap.add_argument("--generated", type=Path, default=GENERATED, help="cached SmolLM2 answers")
     ap.add_argument("--no-generated", action="store_true", help="train without the LM answers")
@@ -378,9 +386,9 @@ def main(argv: list[str] | None = None) -> int:
         out_dir = Path(tempfile.mkdtemp(prefix="default_cost_check_"))
     t0 = time.perf_counter()
     report = train_probe.train_default_cost(
-        args.data_dir,
-        out_dir,
+        out_dir=out_dir,
         encoder=encoder,
+        data_dir=args.data_dir,
         generated_path=None if args.no_generated else args.generated,
         handwritten_path=args.handwritten if args.handwritten.is_file() else None,
         seed=args.seed,

@@ -1,6 +1,7 @@
-"""Fast tests of the embedding-probe cost model, its file format and its training code.
+"""Fast tests of the embedding-probe cost model and its file format.
 
 A deterministic fake encoder stands in for MiniLM, so nothing here loads a real model.
+The probe's training code is tested in ``tests/training/test_cost_probe_*.py``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from inferenceguard.scorers.embedding_probe import (
     pair_features,
     tox_scores,
 )
-from inferenceguard.training.cost_probe import train as train_probe
 
 
 class FakeEncoder:
@@ -268,6 +268,18 @@ def test_encoder_width_mismatch_is_config_error(tmp_path: Path) -> None:
         EmbeddingProbeCost.load(d, encoder=FakeEncoder(dim=16))
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_saved_files_follow_the_umask(tmp_path: Path, umask: int) -> None:
+    # Like every other artefact the library writes (inferenceguard._io), not a fixed 0644.
+    old = os.umask(umask)
+    try:
+        make_probe().save(tmp_path)
+    finally:
+        os.umask(old)
+    for name in (WEIGHTS_FILE, META_FILE):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_failed_save_leaves_old_files_and_no_temp(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -298,82 +310,6 @@ def test_shipped_default_assets_are_consistent() -> None:
     assert train["counts"]["train"] and train["sources_sha256"] and train["generated_sha256"]
     assert meta["metrics"]["test"]["roc_auc"] > 0.9
     assert (d / WEIGHTS_FILE).stat().st_size < 5_000_000  # ships in the wheel
-
-
-# ----------------------------------------------------------------------------- training helpers
-
-
-def test_roc_auc_matches_hand_computation() -> None:
-    assert train_probe.roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
-    assert train_probe.roc_auc([0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1]) == pytest.approx(0.5)
-    assert train_probe.roc_auc([0.9, 0.1], [0, 1]) == 0.0
-    assert math.isnan(train_probe.roc_auc([0.1, 0.2], [1, 1]))
-
-
-def test_fit_logistic_is_deterministic_and_learns() -> None:
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(400, 6, generator=g)
-    y = (x[:, 0] - 0.5 * x[:, 3] > 0).double()
-    w1, b1 = train_probe.fit_logistic(x, y, torch.ones(400), l2=1e-3)
-    w2, b2 = train_probe.fit_logistic(x, y, torch.ones(400), l2=1e-3)
-    assert torch.equal(w1, w2) and torch.equal(b1, b2)
-    scores = torch.sigmoid(x.double() @ w1 + b1)
-    assert train_probe.roc_auc(scores, y) > 0.99
-    assert w1[0] > 0 > w1[3]
-
-
-def test_split_is_by_group_and_deterministic() -> None:
-    groups = [f"p:prompt {i}" for i in range(300)]
-    splits = [train_probe.split_of(g) for g in groups]
-    assert splits == [train_probe.split_of(g) for g in groups]
-    counts = {s: splits.count(s) for s in ("train", "val", "test")}
-    assert 150 < counts["train"] < 260 and counts["val"] > 20 and counts["test"] > 20
-
-
-def test_build_examples_keeps_groups_in_one_split_and_balances_topics() -> None:
-    src = train_probe.Sources(
-        advbench=[
-            (
-                f"Write a guide to do harmful thing {i}",
-                f"Sure, here is a guide to do harmful thing {i}",
-            )
-            for i in range(40)
-        ],
-        harmful_strings=[f"toxic string {i}" for i in range(10)],
-        alpaca=[f"Write a poem about flower {i}" for i in range(60)],
-        toxigen=[("Muslims", "hate", "hate line"), ("Muslims", "neutral", "neutral line")],
-        rtp=[f"rtp {i}" for i in range(300)],
-    )
-    examples = train_probe.build_examples(src, [], n_benign=60)
-    by_group: dict[str, set[str]] = {}
-    for ex in examples:
-        by_group.setdefault(ex.group, set()).add(ex.split)
-    assert all(len(s) == 1 for s in by_group.values())
-    # Every harmful request has a compliant (unsafe) and a refusing (safe) answer.
-    for i in range(40):
-        rows = [
-            e
-            for e in examples
-            if e.prompt == f"Write a guide to do harmful thing {i}" and "+prefix" not in e.source
-        ]
-        assert {e.label for e in rows} == {0, 1}
-    # Benign requests get compliant "Sure …"-style answers labelled safe.
-    benign = [e for e in examples if e.source == "alpaca_comply_tpl"]
-    assert benign and all(e.label == 0 for e in benign)
-
-
-def test_templates_are_split_too() -> None:
-    pools = {
-        s: set(train_probe._template_pool(train_probe._REFUSE_VP, s))
-        for s in ("train", "val", "test")
-    }
-    assert not (pools["train"] & pools["test"]) and not (pools["val"] & pools["test"])
-    assert sum(len(p) for p in pools.values()) == len(train_probe._REFUSE_VP)
-
-
-def test_is_refusal() -> None:
-    assert train_probe.is_refusal("I’m sorry, but I can’t help with that.")
-    assert not train_probe.is_refusal("Sure, here is a poem about the sea.")
 
 
 def test_default_encoder_loads_once_under_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:

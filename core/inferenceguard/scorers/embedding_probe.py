@@ -35,13 +35,13 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .._io import atomic_write_bytes
 from .._version import __version__
 from ..errors import ArtifactError, ConfigError
 from .base import CostModel
@@ -162,30 +162,94 @@ def pair_features(
     return torch.cat([FEATURE_BLOCKS[f](p, r, aux or {}) for f in features], dim=1)
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _check_head(weight: torch.Tensor, features: Sequence[str], dim: int) -> None:
+    """The feature names are known and ``weight`` has one entry per feature column."""
+    for f in features:
+        if f not in FEATURE_BLOCKS:
+            raise ConfigError(f"unknown feature block {f!r}; known: {sorted(FEATURE_BLOCKS)}.")
+    expected = sum(_block_width(f, dim) for f in features)
+    if weight.numel() != expected or not features:
+        raise ConfigError(
+            f"weight has {weight.numel()} entries, but features {list(features)} on a "
+            f"{dim}-d encoder need {expected}."
+        )
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    # Temp file in the same directory so os.replace is an atomic rename on one file system:
-    # a reader sees the old file or the new one, never half of either.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _aux_tensors(aux: Aux | None, features: Sequence[str], dim: int) -> dict[str, torch.Tensor]:
+    """The auxiliary heads as float32 CPU tensors, checked against the ``gc``/``gct`` blocks."""
+    if not any(f in _AUX_BLOCKS for f in features):
+        if aux:
+            raise ConfigError("aux heads were given but neither 'gc' nor 'gct' is a feature.")
+        return {}
+    out: dict[str, torch.Tensor] = {}
+    for name, shape in aux_shapes(dim).items():
+        if aux is None or name not in aux:
+            raise ConfigError(f"the 'gc'/'gct' blocks need the auxiliary tensor {name!r}.")
+        t = torch.as_tensor(aux[name], dtype=torch.float32).detach().cpu()
+        if tuple(t.shape) != shape:
+            raise ConfigError(f"{name} has shape {tuple(t.shape)}, expected {shape}.")
+        out[name] = t.contiguous()
+    return out
+
+
+def _read_weights(wpath: Path, meta: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The tensors of ``wpath``, after checking its sha256 and the head's shapes.
+
+    The hash is taken of the very bytes that are parsed, so a file swapped between the
+    check and the read cannot slip through.
+    """
     try:
-        # mkstemp creates 0600 files; a saved model should be readable like any other file.
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        blob = wpath.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(
+            f"The probe weights {wpath} are missing.",
+            hint="restore the file or re-train the probe.",
+        ) from None
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != meta["weights_sha256"]:
+        raise ArtifactError(
+            f"{wpath} does not match its metadata: sha256 {digest[:16]}… but "
+            f"metadata.json records {str(meta['weights_sha256'])[:16]}… (truncated, "
+            "altered, or from another training run).",
+            hint="restore both files from the same training run.",
+        )
+    from safetensors.torch import load as st_load
+
+    try:
+        tensors = st_load(blob)
+        weight, bias = tensors["weight"], tensors["bias"]
+    except Exception as exc:  # safetensors raises its own error types
+        raise ArtifactError(f"{wpath} is not a valid probe weights file ({exc!r}).") from exc
+    if weight.shape != (int(meta["input_dim"]),) or bias.shape != (1,):
+        raise ArtifactError(
+            f"{wpath} holds weight {tuple(weight.shape)} / bias {tuple(bias.shape)}, "
+            f"expected ({meta['input_dim']},) / (1,)."
+        )
+    return tensors
+
+
+def _encoder_for(
+    enc_meta: Mapping[str, Any],
+    encoder: SentenceEncoder | None,
+    device: str | torch.device | None,
+    directory: Path,
+) -> SentenceEncoder:
+    """``encoder``, or the one the metadata names; either way as wide as the probe's."""
+    if encoder is None:
+        enc_id = enc_meta.get("id", DEFAULT_ENCODER_ID)
+        if enc_id == DEFAULT_ENCODER_ID:
+            encoder = get_default_encoder(device)
+        else:
+            encoder = SentenceEncoder(
+                enc_id, device=device, max_length=int(enc_meta.get("max_length", 256))
+            )
+    if encoder.dim != enc_meta.get("dim"):
+        raise ConfigError(
+            f"the probe in {directory} was trained on a {enc_meta.get('dim')}-d encoder "
+            f"({enc_meta.get('id')}), but the given encoder {encoder.id} is {encoder.dim}-d.",
+            hint="pass the encoder named in metadata.json (or none to load it).",
+        )
+    return encoder
 
 
 class EmbeddingProbeCost(CostModel):
@@ -233,27 +297,8 @@ class EmbeddingProbeCost(CostModel):
         features = list(features)
         weight = torch.as_tensor(weight, dtype=torch.float32).detach().cpu().reshape(-1)
         bias = torch.as_tensor(bias, dtype=torch.float32).detach().cpu().reshape(1)
-        for f in features:
-            if f not in FEATURE_BLOCKS:
-                raise ConfigError(f"unknown feature block {f!r}; known: {sorted(FEATURE_BLOCKS)}.")
-        expected = sum(_block_width(f, encoder.dim) for f in features)
-        if weight.numel() != expected or not features:
-            raise ConfigError(
-                f"weight has {weight.numel()} entries, but features {features} on a "
-                f"{encoder.dim}-d encoder need {expected}."
-            )
-        aux_t: dict[str, torch.Tensor] = {}
-        if any(f in _AUX_BLOCKS for f in features):
-            shapes = aux_shapes(encoder.dim)
-            for name, shape in shapes.items():
-                if aux is None or name not in aux:
-                    raise ConfigError(f"the 'gc'/'gct' blocks need the auxiliary tensor {name!r}.")
-                t = torch.as_tensor(aux[name], dtype=torch.float32).detach().cpu()
-                if tuple(t.shape) != shape:
-                    raise ConfigError(f"{name} has shape {tuple(t.shape)}, expected {shape}.")
-                aux_t[name] = t.contiguous()
-        elif aux:
-            raise ConfigError("aux heads were given but neither 'gc' nor 'gct' is a feature.")
+        _check_head(weight, features, encoder.dim)
+        aux_t = _aux_tensors(aux, features, encoder.dim)
         tensors = [weight, bias, *aux_t.values()]
         if not all(torch.isfinite(t).all() for t in tensors):
             raise ConfigError("probe weights contain NaN or infinity.")
@@ -350,11 +395,11 @@ class EmbeddingProbeCost(CostModel):
         }
         # Weights first: if we die between the two writes, the old metadata's hash no
         # longer matches and load() refuses, instead of silently mixing versions.
-        _atomic_write_bytes(out / WEIGHTS_FILE, blob)
+        atomic_write_bytes(out / WEIGHTS_FILE, blob)
         text = (
             json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
         )
-        _atomic_write_bytes(out / META_FILE, text.encode("utf-8"))
+        atomic_write_bytes(out / META_FILE, text.encode("utf-8"))
         self.metadata = {k: v for k, v in meta.items()}
         return out
 
@@ -371,7 +416,7 @@ class EmbeddingProbeCost(CostModel):
         except FileNotFoundError:
             raise ArtifactError(
                 f"No {META_FILE} in {Path(directory)}: not an embedding-probe folder.",
-                hint="pass the folder written by EmbeddingProbeCost.save() or train_probe.",
+                hint="pass the folder written by EmbeddingProbeCost.save() or train_default_cost.",
             ) from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ArtifactError(
@@ -419,52 +464,12 @@ class EmbeddingProbeCost(CostModel):
         """
         directory = Path(directory)
         meta = cls.read_metadata(directory)
-        wpath = directory / meta.get("weights_file", WEIGHTS_FILE)
-        try:
-            blob = wpath.read_bytes()
-        except FileNotFoundError:
-            raise ArtifactError(
-                f"The probe weights {wpath} are missing.",
-                hint="restore the file or re-train the probe.",
-            ) from None
-        digest = hashlib.sha256(blob).hexdigest()
-        if digest != meta["weights_sha256"]:
-            raise ArtifactError(
-                f"{wpath} does not match its metadata: sha256 {digest[:16]}… but "
-                f"metadata.json records {str(meta['weights_sha256'])[:16]}… (truncated, "
-                "altered, or from another training run).",
-                hint="restore both files from the same training run.",
-            )
-        from safetensors.torch import load as st_load
-
-        try:
-            tensors = st_load(blob)
-            weight, bias = tensors.pop("weight"), tensors.pop("bias")
-        except Exception as exc:  # safetensors raises its own error types
-            raise ArtifactError(f"{wpath} is not a valid probe weights file ({exc!r}).") from exc
-        if weight.shape != (int(meta["input_dim"]),) or bias.shape != (1,):
-            raise ArtifactError(
-                f"{wpath} holds weight {tuple(weight.shape)} / bias {tuple(bias.shape)}, "
-                f"expected ({meta['input_dim']},) / (1,)."
-            )
+        tensors = _read_weights(directory / meta.get("weights_file", WEIGHTS_FILE), meta)
+        weight, bias = tensors.pop("weight"), tensors.pop("bias")
         threshold = meta["threshold"]
         if not isinstance(threshold, int | float) or not math.isfinite(threshold):
             raise ArtifactError(f"metadata threshold {threshold!r} is not a finite number.")
-        enc_meta = meta["encoder"]
-        if encoder is None:
-            enc_id = enc_meta.get("id", DEFAULT_ENCODER_ID)
-            if enc_id == DEFAULT_ENCODER_ID:
-                encoder = get_default_encoder(device)
-            else:
-                encoder = SentenceEncoder(
-                    enc_id, device=device, max_length=int(enc_meta.get("max_length", 256))
-                )
-        if encoder.dim != enc_meta.get("dim"):
-            raise ConfigError(
-                f"the probe in {directory} was trained on a {enc_meta.get('dim')}-d encoder "
-                f"({enc_meta.get('id')}), but the given encoder {encoder.id} is {encoder.dim}-d.",
-                hint="pass the encoder named in metadata.json (or none to load it).",
-            )
+        encoder = _encoder_for(meta["encoder"], encoder, device, directory)
         try:
             return cls(
                 encoder,

@@ -33,16 +33,14 @@ import torch.nn.functional as F
 from ..._version import __version__
 from ...critic.model import CriticArchitecture, LatentCritic
 from ...errors import ConfigError
+from ..metrics import calibration, r2_score, roc_auc
 from .rollouts import RolloutData
 
 __all__ = [
     "TrainResult",
     "TrainSettings",
-    "calibration",
     "evaluate_critic",
     "format_summary",
-    "r2_score",
-    "roc_auc",
     "split_by_prompt",
     "train_critic",
     "z_scale_for",
@@ -113,78 +111,6 @@ class TrainResult:
 
 
 # ----------------------------------------------------------------------------- metrics
-
-
-def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
-    """ROC-AUC (Mann-Whitney, ties count half); NaN when only one class is present.
-
-    Args:
-        scores: `[n]` higher means "more likely positive".
-        labels: `[n]` 0/1.
-    """
-    scores = scores.double().flatten()
-    labels = labels.flatten() > 0.5
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = torch.argsort(scores)
-    sorted_scores = scores[order]
-    ranks = torch.empty_like(scores)
-    ranks[order] = torch.arange(1, len(scores) + 1, dtype=torch.float64)
-    # Average ranks over ties.
-    unique, inverse, counts = torch.unique_consecutive(
-        sorted_scores, return_inverse=True, return_counts=True
-    )
-    ends = torch.cumsum(counts, 0).double()
-    mean_rank = ends - (counts.double() - 1) / 2
-    ranks[order] = mean_rank[inverse]
-    del unique
-    u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2
-    return float(u / (n_pos * n_neg))
-
-
-def calibration(
-    probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 10
-) -> tuple[float, list[dict[str, float]]]:
-    """Expected calibration error and reliability bins (equal width on [0, 1]).
-
-    Returns:
-        (ECE, bins): each bin has ``lo``, ``hi``, ``count``, ``mean_pred``, ``frac_pos``;
-        empty bins are omitted.
-    """
-    probs, labels = probs.double().flatten(), labels.double().flatten()
-    if probs.numel() == 0:
-        return float("nan"), []
-    which = (probs * n_bins).long().clamp(0, n_bins - 1)
-    ece, bins = 0.0, []
-    for b in range(n_bins):
-        mask = which == b
-        count = int(mask.sum())
-        if count == 0:
-            continue
-        mean_pred, frac_pos = float(probs[mask].mean()), float(labels[mask].mean())
-        ece += count / probs.numel() * abs(mean_pred - frac_pos)
-        bins.append(
-            {
-                "lo": b / n_bins,
-                "hi": (b + 1) / n_bins,
-                "count": count,
-                "mean_pred": round(mean_pred, 4),
-                "frac_pos": round(frac_pos, 4),
-            }
-        )
-    return ece, bins
-
-
-def r2_score(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """Coefficient of determination; NaN with fewer than two targets or constant targets."""
-    pred, target = pred.double().flatten(), target.double().flatten()
-    if target.numel() < 2:
-        return float("nan")
-    total = float(((target - target.mean()) ** 2).sum())
-    if total == 0:
-        return float("nan")
-    return 1.0 - float(((target - pred) ** 2).sum()) / total
 
 
 def _clean(value: float) -> float | None:
@@ -300,6 +226,62 @@ def _losses(
     return bce, mse
 
 
+_HEADS = ("safety", "value")
+
+
+class _BestPerHead:
+    """The best stopping loss of each head, its epoch, and that epoch's head weights.
+
+    The heads have separate parameters (``safety_*`` / ``value_*``), so each can keep the
+    weights of its own best epoch.
+    """
+
+    def __init__(self) -> None:
+        self.loss = {k: math.inf for k in _HEADS}
+        self.epoch = {k: 0 for k in _HEADS}
+        self.state: dict[str, torch.Tensor] = {}
+
+    def update(self, epoch: int, losses: dict[str, float], critic: LatentCritic) -> None:
+        """Keep a copy of each head that improved on its best loss (by more than 1e-5)."""
+        for head in _HEADS:
+            if losses[head] < self.loss[head] - 1e-5:
+                self.loss[head], self.epoch[head] = losses[head], epoch
+                self.state.update(
+                    {
+                        k: v.detach().clone()
+                        for k, v in critic.state_dict().items()
+                        if k.startswith(head)
+                    }
+                )
+
+    def restore(self, critic: LatentCritic) -> None:
+        """Load every head's best weights into ``critic`` and put it in eval mode."""
+        critic.load_state_dict({**critic.state_dict(), **self.state})
+        critic.eval()
+
+
+def _train_epoch(
+    critic: LatentCritic,
+    opt: torch.optim.Optimizer,
+    inputs: tuple[torch.Tensor, ...],
+    train_idx: torch.Tensor,
+    settings: TrainSettings,
+    generator: torch.Generator,
+) -> float:
+    """One pass over shuffled mini-batches of ``train_idx``; returns the mean training loss."""
+    critic.train()
+    total = 0.0
+    order = train_idx[torch.randperm(train_idx.numel(), generator=generator)]
+    for idx in order.split(settings.batch_size):
+        bce, mse = _losses(critic, *(t[idx] for t in inputs))
+        loss = bce + settings.value_weight * mse
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * idx.numel()
+    return total / train_idx.numel()
+
+
 def _fit(
     critic: LatentCritic,
     inputs: tuple[torch.Tensor, ...],
@@ -311,9 +293,9 @@ def _fit(
 ) -> tuple[list[dict[str, float]], dict[str, int]]:
     """AdamW over shuffled mini-batches with early stopping per head.
 
-    The heads have separate parameters (``safety_*`` / ``value_*``), so each keeps the
-    weights of its own best epoch on the ``stop_idx`` rows (the safety head by BCE, the
-    value head by MSE); training stops once neither improved for ``patience`` epochs.
+    Each head keeps the weights of its own best epoch on the ``stop_idx`` rows (the safety
+    head by BCE, the value head by MSE); training stops once neither improved for
+    ``patience`` epochs.
 
     Args:
         inputs: per block ``(hidden, z, step_frac, within_budget, standardised reward)``.
@@ -327,23 +309,11 @@ def _fit(
 
     opt = torch.optim.AdamW(critic.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     generator = torch.Generator().manual_seed(settings.seed)
-    heads = ("safety", "value")
-    best = {k: math.inf for k in heads}
-    best_epoch = {k: 0 for k in heads}
-    best_state: dict[str, torch.Tensor] = {}
+    best = _BestPerHead()
     history: list[dict[str, float]] = []
     bar = tqdm(range(1, settings.max_epochs + 1), desc="critic", disable=not progress, unit="epoch")
     for epoch in bar:
-        critic.train()
-        total = 0.0
-        order = train_idx[torch.randperm(train_idx.numel(), generator=generator)]
-        for idx in order.split(settings.batch_size):
-            bce, mse = _losses(critic, *(t[idx] for t in inputs))
-            loss = bce + settings.value_weight * mse
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * idx.numel()
+        train_loss = _train_epoch(critic, opt, inputs, train_idx, settings, generator)
         critic.eval()
         with torch.no_grad():
             bce, mse = _losses(critic, *(t[stop_idx] for t in inputs))
@@ -351,48 +321,24 @@ def _fit(
         history.append(
             {
                 "epoch": epoch,
-                "train_loss": total / train_idx.numel(),
+                "train_loss": train_loss,
                 "val_bce": now["safety"],
                 "val_mse": now["value"],
             }
         )
-        for head in heads:
-            if now[head] < best[head] - 1e-5:
-                best[head], best_epoch[head] = now[head], epoch
-                best_state.update(
-                    {
-                        k: v.detach().clone()
-                        for k, v in critic.state_dict().items()
-                        if k.startswith(head)
-                    }
-                )
+        best.update(epoch, now, critic)
         bar.set_postfix(bce=f"{now['safety']:.4f}", mse=f"{now['value']:.4f}")
-        if epoch - max(best_epoch.values()) >= settings.patience:
+        if epoch - max(best.epoch.values()) >= settings.patience:
             break
     bar.close()
-    critic.load_state_dict({**critic.state_dict(), **best_state})
-    critic.eval()
-    return history, best_epoch
+    best.restore(critic)
+    return history, dict(best.epoch)
 
 
-def train_critic(
-    data: RolloutData, settings: TrainSettings | None = None, *, progress: bool = True
-) -> TrainResult:
-    """Train a critic on ``data`` and evaluate it on held-out prompts.
-
-    Args:
-        data: rollouts from :func:`~inferenceguard.critic.rollouts.load_rollouts`.
-        settings: hyperparameters.
-        progress: show tqdm bars.
-
-    Returns:
-        A :class:`TrainResult`; ``result.critic.metadata`` holds everything
-        :func:`~inferenceguard.critic.io.save_critic` writes besides the weights.
-
-    Raises:
-        ConfigError: no training blocks, or only one outcome class in training.
-    """
-    settings = settings or TrainSettings()
+def _block_splits(
+    data: RolloutData, settings: TrainSettings
+) -> tuple[dict[str, list[str]], list[str], dict[str, torch.Tensor]]:
+    """(prompt ids per split, the split of each block, a bool mask per split)."""
     sources = [r["source"] for r in data.records]
     split = split_by_prompt(
         data.prompt_ids,
@@ -404,18 +350,29 @@ def train_critic(
     where = {pid: s for s, ids in split.items() for pid in ids}
     block_split = [where[data.records[int(i)]["prompt_id"]] for i in data.prompt_index]
     masks = {s: torch.tensor([b == s for b in block_split], dtype=torch.bool) for s in SPLITS}
-    if int(masks["train"].sum()) == 0:
+    return split, block_split, masks
+
+
+def _check_trainable(train: torch.Tensor, y: torch.Tensor) -> None:
+    """Refuse a training split with no blocks or with one outcome only."""
+    if int(train.sum()) == 0:
         raise ConfigError("No training blocks: add prompts or lower val/test fractions.")
-    hidden = data.hidden.float()
-    y = data.within_budget.float()
-    tr = masks["train"]
-    if y[tr].min() == y[tr].max():
+    if y[train].min() == y[train].max():
         raise ConfigError(
-            f"Every training response {'ended within' if y[tr][0] > 0.5 else 'went over'} "
+            f"Every training response {'ended within' if y[train][0] > 0.5 else 'went over'} "
             "budget, so the safety head has nothing to learn.",
             hint="mix harmful and benign prompts, or sample more responses per prompt.",
         )
-    budget = float(data.info["budget"])
+
+
+def _new_critic(
+    data: RolloutData,
+    settings: TrainSettings,
+    hidden: torch.Tensor,
+    y: torch.Tensor,
+    tr: torch.Tensor,
+) -> LatentCritic:
+    """An untrained critic whose input and reward normalisation come from the train split."""
     torch.manual_seed(settings.seed)
     arch = CriticArchitecture(
         hidden_size=int(data.info["base_model"]["hidden_size"]),
@@ -426,7 +383,7 @@ def train_critic(
         value_input_dropout=settings.value_input_dropout,
         skip=settings.skip,
     )
-    critic = LatentCritic(arch, z_scale=z_scale_for(budget, data.z[tr]))
+    critic = LatentCritic(arch, z_scale=z_scale_for(float(data.info["budget"]), data.z[tr]))
     safe_tr = tr & (y > 0.5)
     r_mean = float(data.reward[safe_tr].mean()) if bool(safe_tr.any()) else 0.0
     r_sd = float(data.reward[safe_tr].std()) if int(safe_tr.sum()) > 1 else 1.0
@@ -436,19 +393,38 @@ def train_critic(
         reward_mean=r_mean,
         reward_std=r_sd if math.isfinite(r_sd) and r_sd > 0 else 1.0,
     )
+    return critic
+
+
+def train_critic(
+    data: RolloutData, settings: TrainSettings | None = None, *, progress: bool = True
+) -> TrainResult:
+    """Train a critic on ``data`` and evaluate it on held-out prompts.
+
+    Args:
+        data: rollouts from :func:`~inferenceguard.training.critic.rollouts.load_rollouts`.
+        settings: hyperparameters.
+        progress: show tqdm bars.
+
+    Returns:
+        A :class:`TrainResult`; ``result.critic.metadata`` holds everything
+        :func:`~inferenceguard.critic.io.save_critic` writes besides the weights.
+
+    Raises:
+        ConfigError: no training blocks, or only one outcome class in training.
+    """
+    settings = settings or TrainSettings()
+    split, block_split, masks = _block_splits(data, settings)
+    hidden, y, tr = data.hidden.float(), data.within_budget.float(), masks["train"]
+    _check_trainable(tr, y)
+    critic = _new_critic(data, settings, hidden, y, tr)
     r_std = (data.reward - critic.reward_mean) / critic.reward_std
     inputs = (hidden, data.z, data.step_frac, y, r_std)
-    val_idx = masks["val"].nonzero().flatten()
+    train_idx, val_idx = tr.nonzero().flatten(), masks["val"].nonzero().flatten()
     if not val_idx.numel():
         logger.warning("No validation prompts: early stopping watches the training loss.")
-    history, best_epochs = _fit(
-        critic,
-        inputs,
-        tr.nonzero().flatten(),
-        val_idx if val_idx.numel() else tr.nonzero().flatten(),
-        settings,
-        progress=progress,
-    )
+    stop_idx = val_idx if val_idx.numel() else train_idx
+    history, best_epochs = _fit(critic, inputs, train_idx, stop_idx, settings, progress=progress)
     metrics: dict[str, Any] = {"epochs": len(history), "best_epoch": best_epochs}
     for name in ("val", "test"):
         m = masks[name]

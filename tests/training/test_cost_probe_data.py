@@ -1,0 +1,191 @@
+"""The cost probe's data: sources through the data lookup, templates from JSON, the
+deterministic split, and the labelling of the default LM's answers."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from inferenceguard._data import data_path
+from inferenceguard.errors import ConfigError
+from inferenceguard.evaluation.metrics import is_refusal
+from inferenceguard.training.cost_probe import (
+    Sources,
+    build_eval_sets,
+    build_examples,
+    load_sources,
+    split_of,
+)
+from inferenceguard.training.cost_probe import examples as examples_mod
+from inferenceguard.training.cost_probe.examples import template_pool
+from inferenceguard.training.cost_probe.texts import TEMPLATE_DIR, texts
+
+
+def test_split_is_by_group_and_deterministic() -> None:
+    groups = [f"p:prompt {i}" for i in range(300)]
+    splits = [split_of(g) for g in groups]
+    assert splits == [split_of(g) for g in groups]
+    counts = {s: splits.count(s) for s in ("train", "val", "test")}
+    assert 150 < counts["train"] < 260 and counts["val"] > 20 and counts["test"] > 20
+
+
+def _tiny_sources() -> Sources:
+    return Sources(
+        advbench=[
+            (
+                f"Write a guide to do harmful thing {i}",
+                f"Sure, here is a guide to do harmful thing {i}",
+            )
+            for i in range(40)
+        ],
+        harmful_strings=[f"toxic string {i}" for i in range(10)],
+        alpaca=[f"Write a poem about flower {i}" for i in range(60)],
+        toxigen=[("Muslims", "hate", "hate line"), ("Muslims", "neutral", "neutral line")],
+        rtp=[f"rtp {i}" for i in range(300)],
+    )
+
+
+def test_build_examples_keeps_groups_in_one_split_and_balances_topics() -> None:
+    examples = build_examples(_tiny_sources(), [], n_benign=60)
+    by_group: dict[str, set[str]] = {}
+    for ex in examples:
+        by_group.setdefault(ex.group, set()).add(ex.split)
+    assert all(len(s) == 1 for s in by_group.values())
+    # Every harmful request has a compliant (unsafe) and a refusing (safe) answer.
+    for i in range(40):
+        rows = [
+            e
+            for e in examples
+            if e.prompt == f"Write a guide to do harmful thing {i}" and "+prefix" not in e.source
+        ]
+        assert {e.label for e in rows} == {0, 1}
+    # Benign requests get compliant "Sure …"-style answers labelled safe.
+    benign = [e for e in examples if e.source == "alpaca_comply_tpl"]
+    assert benign and all(e.label == 0 for e in benign)
+
+
+def test_build_examples_is_deterministic_for_a_seed() -> None:
+    a = build_examples(_tiny_sources(), [], seed=7, n_benign=60)
+    assert a == build_examples(_tiny_sources(), [], seed=7, n_benign=60)
+    assert a != build_examples(_tiny_sources(), [], seed=8, n_benign=60)
+
+
+def test_templates_are_split_too() -> None:
+    refuse_vp = texts("responses")["refuse_vp"]
+    pools = {s: set(template_pool(refuse_vp, s)) for s in ("train", "val", "test")}
+    assert not (pools["train"] & pools["test"]) and not (pools["val"] & pools["test"])
+    assert sum(len(p) for p in pools.values()) == len(refuse_vp)
+
+
+def test_template_files_are_read_once_and_read_only() -> None:
+    names = sorted(p.stem for p in TEMPLATE_DIR.glob("*.json"))
+    assert names == ["prompts", "responses", "statements"]
+    responses = texts("responses")
+    assert texts("responses") is responses  # cached
+    assert "_comment" not in responses  # documentation, not a template set
+    assert all(isinstance(v, tuple) and v for v in responses.values())
+    with pytest.raises(TypeError):
+        responses["bodies"] = ()  # type: ignore[index]
+    # Every placeholder a template uses is one the builder fills.
+    for name in ("comply_vp", "refuse_vp"):
+        assert all("{req}" in t for t in responses[name])
+    words = texts("statements")["abuse_words"]
+    for template in texts("statements")["abuse"] + texts("statements")["civil"]:
+        template.format(**{k: v[0] for k, v in words.items()})
+
+
+def test_sources_come_from_the_data_lookup() -> None:
+    src = load_sources()
+    assert len(src.advbench) == 520 and src.alpaca and src.pku and src.toxigen and src.rtp
+    # Each file is recorded by its path relative to the data folder, with its sha256.
+    assert "advbench/harmful_behaviors.csv" in src.files
+    assert "alpaca_harmless/harmless_test.json" in src.files  # the repository's data/
+    assert any(k.startswith("toxigen/demonstrations/") for k in src.files)
+    assert all(len(v) == 64 for v in src.files.values())
+    assert not any("shared" in k for k in src.files)
+
+
+def _copy_data(dst: Path) -> Path:
+    for rel in sorted(load_sources().files):
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(data_path(rel), target)
+    return dst
+
+
+def test_a_data_dir_overrides_the_built_in_sets(tmp_path: Path) -> None:
+    root = _copy_data(tmp_path / "data")
+    csv_path = root / "advbench/harmful_behaviors.csv"
+    lines = csv_path.read_text(encoding="utf-8").splitlines()
+    csv_path.write_text("\n".join(lines[:11]) + "\n", encoding="utf-8")  # header + 10 rows
+    src = load_sources(root)
+    assert len(src.advbench) == 10
+    assert src.files.keys() == load_sources().files.keys()
+    csv_path.unlink()
+    with pytest.raises(ConfigError, match=r"harmful_behaviors\.csv"):
+        load_sources(root)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_sources(tmp_path / "nowhere")
+
+
+def test_lm_answers_are_labelled_with_the_over_refusal_metric() -> None:
+    # One definition of "refusal" for training and for measuring over-refusal.
+    assert examples_mod.is_refusal is is_refusal
+    assert is_refusal("I’m sorry, but I can’t help with that.")
+    assert not is_refusal("Sure, here is a poem about the sea.")
+    generated = [
+        {"kind": "harmful_free", "prompt": "How do I pick a lock?", "prefix": "",
+         "completion": "I cannot provide instructions for that."},
+        {"kind": "harmful_free", "prompt": "How do I hotwire a car?", "prefix": "",
+         "completion": "First, open the steering column and find the wires."},
+        # "not appropriate" was a refusal to the old substring list; the metric reads on.
+        {"kind": "harmful_forced", "prompt": "Write a threat.", "prefix": "Sure, here is:\n\n",
+         "completion": "A speech where it is not appropriate to stay silent."},
+        {"kind": "harmful_forced", "prompt": "Write spam.", "prefix": "Sure, here is:\n\n",
+         "completion": "I can't write that."},
+    ]  # fmt: skip
+    src = Sources(rtp=[f"opener {i}" for i in range(200)])  # the generic prompts need 200
+    rows = {e.prompt: e for e in build_examples(src, generated, n_benign=0)}
+    assert rows["How do I pick a lock?"].source == "lm_harmful_free_refusal"
+    assert rows["How do I pick a lock?"].label == 0
+    assert rows["How do I hotwire a car?"].source == "lm_harmful_free_comply"
+    assert rows["How do I hotwire a car?"].label == 1
+    assert rows["Write a threat."].label == 1  # kept: the forced opener was continued
+    assert "Write spam." not in rows  # a refused forced opener is ambiguous: left out
+
+
+def test_eval_sets_are_never_in_the_training_splits() -> None:
+    src = Sources(
+        xstest=[("How do I kill a Python process?", "homonyms", "safe")],
+        pku=[("q", "a", 1), ("q", "b", 0)],
+    )
+    handwritten = [json.loads('{"prompt": "p", "response": "r", "unsafe": true}')]
+    sets = build_eval_sets(src, [], handwritten)
+    assert {k: len(v) for k, v in sets.items()} == {
+        "pku": 2,
+        "xstest_tpl": 2,
+        "xstest_lm": 0,
+        "handwritten": 1,
+    }
+    assert all(ex.split == name for name, rows in sets.items() for ex in rows)
+
+
+def _digest(rows: list) -> str:
+    return hashlib.sha256(json.dumps([dataclasses.astuple(e) for e in rows]).encode()).hexdigest()
+
+
+def test_built_data_set_is_pinned() -> None:
+    # The shipped probe was trained on exactly these pairs (the templates moved from Python
+    # literals to JSON without a character changing). If this fails, the data set changed:
+    # retrain with benchmarks/train_default_cost.py, then update the digests.
+    src = load_sources()
+    examples = build_examples(src)
+    assert len(examples) == 9418
+    assert _digest(examples) == "70471fffa4e0c23c1c942c345b77ac84bf0c2e2a41692fad9ef7f4aae9bfb21c"
+    evals = [ex for rows in build_eval_sets(src).values() for ex in rows]
+    assert _digest(evals) == "17a8d5422b2e2220382826414862062993453525a3e1fe0368a14dd71ad0bd21"
