@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import itertools
 import json
 import socket
 import threading
@@ -37,17 +36,16 @@ from inferenceguard import (  # noqa: E402
     RewardModel,
     ScorerError,
 )
+from inferenceguard.reply import ReplyAssembler  # noqa: E402
 from inferenceguard.result import GuardResult, SafetyReport, StreamChunk  # noqa: E402
 from inferenceguard.server import AdmissionQueue, QueueFullError, create_app  # noqa: E402
 from inferenceguard.server.cli import load_config  # noqa: E402
 from inferenceguard.server.convert import (  # noqa: E402
-    ChunkTranslator,
+    ChunkFormat,
     error_response,
     finish_reason,
     guard_call,
-    split_tool_calls,
     validation_param,
-    visible_content,
 )
 from inferenceguard.server.schemas import ChatCompletionRequest  # noqa: E402
 from inferenceguard.testing import ScriptedLM, keyword_cost  # noqa: E402
@@ -669,31 +667,6 @@ def test_guard_call_translation():
     assert no_tools.tool_choice is None and not no_tools.parse_tools
 
 
-def test_visible_content_holds_back_tool_calls():
-    assert visible_content("Hi <tool", parse_tools=False) == "Hi <tool"
-    assert visible_content("Hi <tool", parse_tools=True) == "Hi"
-    assert visible_content("Hi <tool_call>{", parse_tools=True) == "Hi"
-    assert visible_content("Hi there ", parse_tools=True) == "Hi there"
-    text = f"Let me see. {CALL} done"
-    seen = [visible_content(text[:i], parse_tools=True) for i in range(len(text) + 1)]
-    assert all(b.startswith(a) for a, b in itertools.pairwise(seen))
-    assert "<" not in seen[-1]
-
-
-def test_split_tool_calls():
-    content, calls = split_tool_calls(f"Sure. {CALL}")
-    assert content == "Sure."
-    assert [(c["name"], c["arguments"]) for c in calls] == [("get_weather", {"city": "Paris"})]
-    assert split_tool_calls("no calls here") == ("no calls here", [])
-    broken = "x <tool_call>{not json}</tool_call>"
-    assert split_tool_calls(broken) == (broken, [])
-    cut = 'x <tool_call>{"name": "get_weather", "arguments": {}}'
-    assert split_tool_calls(cut, complete=True)[1][0]["name"] == "get_weather"
-    assert split_tool_calls(cut, complete=False) == (cut, [])
-    two, calls = split_tool_calls(f"{CALL}\n{CALL}")
-    assert two == "" and len(calls) == 2
-
-
 def _result(text: str, reason: str) -> GuardResult:
     report = SafetyReport(cost=0.0, budget=0.5, threshold=0.5, safe=True, max_prefix_cost=0.0)
     return GuardResult(
@@ -716,13 +689,13 @@ def test_finish_reasons(reason, tools, expected):
     assert finish_reason(_result("x", reason), has_tool_calls=tools) == expected
 
 
-def test_chunk_translator_tool_stream():
-    translator = ChunkTranslator(model="m", parse_tools=True, include_usage=True)
+def test_chunk_format_tool_stream():
+    assembler = ReplyAssembler(parse_tools=True)
+    chunks = ChunkFormat(model="m", include_usage=True)
     text = f"Ok. {CALL}"
-    out = []
-    for i in range(0, len(text), 5):
-        out += translator.feed(StreamChunk(delta=text[i : i + 5]))
-    out += translator.feed(StreamChunk(result=_result(text, "stop")))
+    items = [StreamChunk(delta=text[i : i + 5]) for i in range(0, len(text), 5)]
+    items.append(StreamChunk(result=_result(text, "stop")))
+    out = [c for item in items for event in assembler.feed(item) for c in chunks.chunks(event)]
     dumped = [c.model_dump(mode="json") for c in out]
     content = "".join(d["choices"][0]["delta"].get("content", "") for d in dumped if d["choices"])
     assert content == "Ok."
@@ -731,6 +704,19 @@ def test_chunk_translator_tool_stream():
     assert dumped[-2]["safety"]["finish_reason"] == "stop"
     assert dumped[-1]["choices"] == [] and dumped[-1]["usage"]["total_tokens"] == 5
     assert all(d["usage"] is None for d in dumped[:-1])
+    assert all(d["id"] == chunks.id for d in dumped)
+
+
+def test_chunk_format_reports_invalid_calls_apart_from_content():
+    assembler = ReplyAssembler(parse_tools=True)
+    cut = 'Ok. <tool_call>{"name": "get_weather", "arguments": {}}'
+    events = assembler.feed(StreamChunk(delta=cut)) + assembler.finish(_result(cut, "length"))
+    dumped = [c.model_dump(mode="json") for e in events for c in ChunkFormat(model="m").chunks(e)]
+    assert "".join(d["choices"][0]["delta"].get("content", "") for d in dumped) == "Ok."
+    (invalid,) = dumped[-2]["choices"][0]["delta"]["invalid_tool_calls"]
+    assert invalid["name"] == "get_weather" and "cut off" in invalid["error"]
+    assert "tool_calls" not in dumped[-2]["choices"][0]["delta"]
+    assert dumped[-1]["choices"][0]["finish_reason"] == "length"
 
 
 def test_error_response_mapping():

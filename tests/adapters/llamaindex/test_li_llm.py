@@ -20,9 +20,9 @@ from inferenceguard import (
     InputError,
     ModelLoadError,
 )
+from inferenceguard import build as build_module
 from inferenceguard.testing import keyword_cost
 from llamaindex_inferenceguard import InferenceGuardLLM
-from llamaindex_inferenceguard import base as li_base
 
 TINY = {**FAST_SEARCH, "block_len": 4, "max_new_tokens": 8}
 """Plain chats on the random model: 2 blocks of 4 tokens, 2 candidates."""
@@ -187,7 +187,7 @@ def test_nothing_loads_until_first_use(monkeypatch, make_guard) -> None:
         built.append(kwargs)
         return guard
 
-    monkeypatch.setattr(li_base, "build_guard", fake_build_guard)
+    monkeypatch.setattr(build_module, "build_guard", fake_build_guard)
     cost = keyword_cost(["bomb"])
     llm = InferenceGuardLLM(
         model="org/some-model",
