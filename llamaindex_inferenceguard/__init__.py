@@ -12,8 +12,7 @@ try:
     import llama_index.core  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "llamaindex_inferenceguard needs llama-index-core: "
-        "pip install 'inferenceguard[llamaindex]'"
+        "llamaindex_inferenceguard needs llama-index-core: pip install 'inferenceguard[llamaindex]'"
     ) from exc
 
 from .base import InferenceGuardLLM

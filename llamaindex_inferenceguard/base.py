@@ -93,12 +93,11 @@ class InferenceGuardLLM(FunctionCallingLLM):
 
         .. code-block:: python
 
-            from transformers import AutoTokenizer
-            from inferenceguard import DEFAULT_LM_ID, InferenceGuard, RewardModel
+            from inferenceguard import InferenceGuard, LocalLM, RewardModel
             from inferenceguard.testing import ScriptedLM, keyword_cost, tiny_random_lm
 
-            lm = ScriptedLM(tiny_random_lm(AutoTokenizer.from_pretrained(DEFAULT_LM_ID)),
-                            "Paris is the capital of France.")
+            tokenizer = LocalLM.from_pretrained().tokenizer      # the embedded model's
+            lm = ScriptedLM(tiny_random_lm(tokenizer), "Paris is the capital of France.")
             guard = InferenceGuard(lm, keyword_cost(["bomb"]),
                                    RewardModel.from_callable(lambda p, r: float(len(r))))
             llm = InferenceGuardLLM(guard=guard, max_new_tokens=32,
