@@ -802,3 +802,26 @@ def test_cli_warns_when_exposed_without_key(monkeypatch, make_guard, capsys):
     monkeypatch.delenv("INFERENCEGUARD_API_KEY", raising=False)
     assert cli.main(["serve", "--host", "0.0.0.0"]) == 0
     assert "without --api-key" in capsys.readouterr().err
+
+
+def test_a_lazy_guard_is_built_on_the_first_request_only(monkeypatch, make_guard):
+    from fastapi.testclient import TestClient
+
+    from inferenceguard import LazyGuard
+    from inferenceguard import build as build_module
+
+    built: list[dict[str, Any]] = []
+
+    def fake_build_guard(**kwargs: Any) -> InferenceGuard:
+        built.append(kwargs)
+        return make_guard()
+
+    monkeypatch.setattr(build_module, "build_guard", fake_build_guard)
+    app = create_app(LazyGuard(model="org/served-model"))
+    body = {"messages": USER, "max_tokens": 4}
+    with TestClient(app) as http:
+        assert http.get("/v1/models").json()["data"][0]["id"] == "org/served-model"
+        assert built == []  # nothing loads until a request needs the model
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
+        assert http.post("/v1/chat/completions", json={**body, "stream": True}).status_code == 200
+    assert built == [{"model": "org/served-model"}]

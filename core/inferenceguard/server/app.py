@@ -49,6 +49,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._version import __version__
+from ..build import LazyGuard
 from ..errors import InferenceGuardError, SafetyExhaustedError
 from ..guard import InferenceGuard
 from ..reply import ReplyAssembler, final_reply
@@ -87,7 +88,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(
-    guard: InferenceGuard,
+    guard: InferenceGuard | LazyGuard,
     *,
     api_key: str | None = None,
     max_concurrent: int = 4,
@@ -98,9 +99,11 @@ def create_app(
     """Build the OpenAI-compatible app around one guard.
 
     Args:
-        guard: the :class:`~inferenceguard.InferenceGuard` that answers every request; its
-            ``config`` holds the server's safety and search settings (clients may change
-            only the sampling fields listed in :func:`.convert.guard_call`).
+        guard: the :class:`~inferenceguard.InferenceGuard` that answers every request, or a
+            :class:`~inferenceguard.LazyGuard` that builds it on the first request (in a
+            worker thread, once); its ``config`` holds the server's safety and search
+            settings (clients may change only the sampling fields listed in
+            :func:`.convert.guard_call`).
         api_key: when set, every ``/v1`` request needs ``Authorization: Bearer <api_key>``
             (else 401). ``/health`` stays open.
         max_concurrent: requests running at once; the guard interleaves their steps.
@@ -112,7 +115,8 @@ def create_app(
         The FastAPI application; serve it with uvicorn (``inferenceguard serve`` does).
     """
     queue = AdmissionQueue(max_concurrent=max_concurrent, max_queue=max_queue)
-    name = model_name or guard.lm.model_id
+    lazy = guard if isinstance(guard, LazyGuard) else LazyGuard(guard)
+    name = model_name or lazy.model_name
     app = FastAPI(
         title="InferenceGuard",
         version=__version__,
@@ -149,11 +153,13 @@ def create_app(
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
         """Answer a conversation; see the module docstring."""
         call = guard_call(body)
+        # Loading models blocks: off the event loop, once (LazyGuard holds the lock).
+        served = lazy.built or await asyncio.to_thread(lazy.get)
         ticket = queue.ticket()
         if call.stream:
-            return await _stream(request, guard, call, ticket, name)
+            return await _stream(request, served, call, ticket, name)
         try:
-            result = await _unless_disconnected(request, _generate(guard, call, ticket))
+            result = await _unless_disconnected(request, _generate(served, call, ticket))
         except _ClientGone:
             return Response(status_code=499)
         finally:
