@@ -207,9 +207,10 @@ class ChatInferenceGuard(BaseChatModel):
         weather in Paris with ``tool_choice="any"``, it answered in prose), so use a larger
         instruct model for agents.
         ``tool_choice`` takes ``"auto"``, ``"none"``, ``"any"``/``"required"`` or a tool
-        name. A malformed call, or one cut off by a safety stop, lands in
+        name. A malformed call, or one cut off before ``</tool_call>`` (by
+        ``max_tokens``, a safety stop, a stop string or EOS), lands in
         ``ai_msg.invalid_tool_calls`` with its raw text as ``args``, never in
-        ``tool_calls``. ``with_structured_output(Schema)`` works through tool calling.
+        ``tool_calls`` — the same rule as the LlamaIndex adapter and the server. ``with_structured_output(Schema)`` works through tool calling.
 
     Response metadata:
         ```python

@@ -49,7 +49,7 @@ class TestChatInferenceGuardIntegration(ChatModelIntegrationTests):
             "max_tokens": 96,
             "n_candidates": 2,
             "n_beams": 1,
-            "block_len": 8,
+            "block_len": 16,
             "seed": 0,
         }
 
