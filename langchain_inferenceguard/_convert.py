@@ -7,17 +7,14 @@ Nothing here loads a model or runs a search; each function can be tested on its 
   OpenAI-format tool schemas and a ``tool_choice`` the core understands.
 * :func:`guard_overrides` — the adapter's fields and per-call keyword arguments →
   :class:`~inferenceguard.GuardConfig` overrides for one request.
-* :func:`visible_content` / :func:`split_tool_calls` — generated text → message content,
-  tool calls and invalid tool calls.
-* :class:`ChunkAssembler` — core :class:`~inferenceguard.StreamChunk` items → LangChain
+* :func:`reply_chunks` — the core's reply events (:mod:`inferenceguard.reply`: content
+  deltas, then the final reply with tool calls and invalid tool calls) → LangChain
   :class:`~langchain_core.outputs.ChatGenerationChunk` items (the one streaming path).
 """
 
 from __future__ import annotations
 
 import json
-import re
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,33 +25,30 @@ from langchain_core.messages import (
     ChatMessage,
     FunctionMessage,
     HumanMessage,
-    InvalidToolCall,
     SystemMessage,
-    ToolCall,
     ToolCallChunk,
     ToolMessage,
     UsageMetadata,
 )
-from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from inferenceguard.config import REQUEST_SETTINGS, request_overrides
 from inferenceguard.errors import InputError
-from inferenceguard.result import GuardResult, StreamChunk
-from inferenceguard.tools import CALL_CLOSE, CALL_OPEN, parse_tool_calls, visible_content
+from inferenceguard.reply import ContentDelta, FinalReply, ReplyEvent
+from inferenceguard.result import GuardResult
 
 __all__ = [
     "PROVIDER",
-    "ChunkAssembler",
     "convert_message",
     "convert_messages",
     "convert_tools",
     "guard_overrides",
     "normalize_tool_choice",
+    "reply_chunks",
     "response_metadata",
-    "split_tool_calls",
     "usage_metadata",
-    "visible_content",
 ]
 
 #: ``ls_provider`` and ``response_metadata["model_provider"]``.
@@ -77,7 +71,6 @@ _SKIPPED_AI_BLOCKS = frozenset(
         "redacted_thinking",
     }
 )
-_NAME_RE = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
 # --------------------------------------------------------------------------- messages
@@ -197,18 +190,15 @@ def normalize_tool_choice(tool_choice: Any, tool_names: Sequence[str]) -> str | 
 
 
 # --------------------------------------------------------------------------- config
-# Adapter field / LangChain keyword → GuardConfig field.
-_RENAMED = {"max_tokens": "max_new_tokens", "timeout": "max_time"}
-
-
 def guard_overrides(*layers: Mapping[str, Any]) -> dict[str, Any]:
     """Merge parameter layers into :class:`~inferenceguard.GuardConfig` overrides.
 
-    Each layer holds adapter-style parameters (``temperature``, ``max_tokens``, ``stop``,
-    ``seed``, ``timeout``, any ``GuardConfig`` field name, and ``guard_config``: a dict
-    of ``GuardConfig`` fields applied before the layer's named values). Later layers win;
-    ``None`` values are skipped. ``temperature=0`` means greedy decoding
-    (``do_sample=False``), as in the OpenAI-style APIs LangChain users know.
+    Each layer holds adapter-style parameters (``temperature``, ``top_p``, ``max_tokens``,
+    ``stop``, ``seed``, ``timeout``, any ``GuardConfig`` field name, and ``guard_config``:
+    a dict of ``GuardConfig`` fields applied before the layer's named values). Later
+    layers win; ``None`` values are skipped. The named request settings are mapped by
+    :func:`inferenceguard.config.request_overrides`, the one mapping every front end
+    uses: ``temperature=0`` means greedy decoding, a string ``stop`` is one stop string.
 
     Unknown names are passed through, so the core rejects them with a
     :class:`~inferenceguard.ConfigError` that names the field.
@@ -216,85 +206,15 @@ def guard_overrides(*layers: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for layer in layers:
         nested = layer.get("guard_config") or {}
-        for key, value in [
-            *nested.items(),
-            *((k, v) for k, v in layer.items() if k != "guard_config"),
-        ]:
-            if value is None:
-                continue
-            if key == "temperature" and value == 0:
-                out["do_sample"] = False
-                continue
-            if key == "stop":
-                value = [value] if isinstance(value, str) else list(value)
-            out[_RENAMED.get(key, key)] = value
+        out.update((k, v) for k, v in nested.items() if v is not None)
+        named = {k: v for k, v in layer.items() if k != "guard_config" and v is not None}
+        settings = {k: named.pop(k) for k in REQUEST_SETTINGS if k in named}
+        out.update(named)
+        out.update(request_overrides(**settings))
     return out
 
 
 # --------------------------------------------------------------------------- output
-def _invalid(segment: str, call_id: str, error: str) -> InvalidToolCall:
-    match = _NAME_RE.search(segment)
-    # ``args`` keeps the raw text, ``<tool_call>`` included: it is not JSON, so LangChain's
-    # lenient partial-JSON parsing can never turn a malformed or cut-off call into a call.
-    return invalid_tool_call(
-        name=match.group(1) if match else None, args=segment, id=call_id, error=error
-    )
-
-
-def split_tool_calls(
-    text: str, *, complete: bool = True
-) -> tuple[str, list[ToolCall], list[InvalidToolCall]]:
-    """Split a response into content, well-formed tool calls and malformed ones.
-
-    Each ``<tool_call>…</tool_call>`` segment is parsed by
-    :func:`inferenceguard.tools.parse_tool_calls`. A segment that does not parse (bad
-    JSON, no name, non-object arguments) becomes an invalid tool call, as does one cut
-    off before ``</tool_call>`` unless the response ended normally (``complete``).
-
-    Args:
-        text: the generated response.
-        complete: whether generation ended normally (``finish_reason == "stop"``); a
-            response stopped for safety, length or time may end inside a call.
-
-    Returns:
-        ``(content, tool_calls, invalid_tool_calls)``. ``content`` is the text outside the
-        calls, with the whitespace before the first call dropped; it always starts with
-        :func:`visible_content` of ``text``.
-    """
-    start = text.find(CALL_OPEN)
-    if start < 0:
-        return text, [], []
-    head, rest = text[:start].rstrip(), []
-    calls: list[ToolCall] = []
-    invalid: list[InvalidToolCall] = []
-    pos = start
-    while pos >= 0:
-        close = text.find(CALL_CLOSE, pos)
-        end = len(text) if close < 0 else close + len(CALL_CLOSE)
-        segment = text[pos:end]
-        _, parsed = parse_tool_calls(segment)
-        if len(parsed) == 1 and (close >= 0 or complete):
-            found = parsed[0]
-            calls.append(tool_call(name=found["name"], args=found["arguments"], id=found["id"]))
-        elif len(parsed) == 1:
-            invalid.append(
-                _invalid(segment, parsed[0]["id"], "The call was cut off before </tool_call>.")
-            )
-        else:
-            invalid.append(
-                _invalid(
-                    segment,
-                    f"call_{uuid.uuid4().hex[:12]}",
-                    "Not a JSON object with a name and object arguments.",
-                )
-            )
-        pos = text.find(CALL_OPEN, end)
-        rest.append(text[end : pos if pos >= 0 else len(text)])
-    tail = "".join(rest).strip()
-    content = f"{head}\n{tail}" if head and tail else head or tail
-    return content, calls, invalid
-
-
 def usage_metadata(result: GuardResult) -> UsageMetadata:
     """Token usage of one request, counted in token ids."""
     return UsageMetadata(
@@ -314,66 +234,39 @@ def response_metadata(result: GuardResult, model_name: str) -> dict[str, Any]:
     }
 
 
-def _tool_call_chunks(
-    calls: Sequence[ToolCall], invalid: Sequence[InvalidToolCall]
-) -> list[ToolCallChunk]:
-    """Tool calls as chunks (one index each), so merged streams rebuild the same calls."""
-    raw = [(c["name"], json.dumps(c["args"], ensure_ascii=False), c["id"]) for c in calls]
-    raw += [(c["name"], c["args"], c["id"]) for c in invalid]
+def _tool_call_chunks(final: FinalReply) -> list[ToolCallChunk]:
+    """Tool calls as chunks (one index each), so merged streams rebuild the same calls.
+
+    A valid call's arguments are JSON; an invalid call's are its raw text, ``<tool_call>``
+    included, which is never JSON: LangChain's lenient parsing of merged chunks turns it
+    into an ``invalid_tool_call``, never into a call.
+    """
+    raw = [
+        (c["name"], json.dumps(c["arguments"], ensure_ascii=False), c["id"])
+        for c in final.tool_calls
+    ]
+    raw += [(c["name"], c["arguments"], c["id"]) for c in final.invalid_tool_calls]
     return [
         tool_call_chunk(name=name, args=args, id=call_id, index=i)
         for i, (name, args, call_id) in enumerate(raw)
     ]
 
 
-class ChunkAssembler:
-    """Turns the core's stream into LangChain chunks; shared by the sync and async paths.
+def reply_chunks(event: ReplyEvent, model_name: str) -> list[ChatGenerationChunk]:
+    """One reply event as LangChain chunks.
 
-    Feed it every :class:`~inferenceguard.StreamChunk`. Committed text comes back as
-    content chunks right away (with tools bound, text from ``<tool_call>`` on is held
-    back and reported at the end as tool calls). The core's final item produces the last
-    chunks: any remaining content, then one empty chunk with ``chunk_position="last"``
-    carrying the tool calls, ``usage_metadata`` (once per stream) and
-    ``response_metadata`` (``model_name``, ``model_provider``, ``finish_reason``,
-    ``safety``).
-
-    Args:
-        model_name: reported in ``response_metadata["model_name"]``.
-        parse_tools: whether tools are bound (and ``tool_choice`` is not ``"none"``).
+    A content delta is a content chunk. The final reply is one empty chunk with
+    ``chunk_position="last"`` carrying the tool calls, ``usage_metadata`` (once per
+    stream) and ``response_metadata`` (``model_name``, ``model_provider``,
+    ``finish_reason``, ``safety``).
     """
-
-    def __init__(self, *, model_name: str, parse_tools: bool) -> None:
-        self.model_name = model_name
-        self.parse_tools = parse_tools
-        self.text = ""
-        self.emitted = ""
-
-    def feed(self, item: StreamChunk) -> list[ChatGenerationChunk]:
-        """Convert one core stream item to zero or more LangChain chunks."""
-        if item.result is not None:
-            return self._final(item.result)
-        self.text += item.delta
-        visible = visible_content(self.text, parse_tools=self.parse_tools)
-        return self._content(visible)
-
-    def _content(self, content: str) -> list[ChatGenerationChunk]:
-        if len(content) <= len(self.emitted) or not content.startswith(self.emitted):
-            return []
-        delta, self.emitted = content[len(self.emitted) :], content
-        return [ChatGenerationChunk(message=AIMessageChunk(content=delta))]
-
-    def _final(self, result: GuardResult) -> list[ChatGenerationChunk]:
-        if self.parse_tools:
-            content, calls, invalid = split_tool_calls(
-                result.text, complete=result.finish_reason == "stop"
-            )
-        else:
-            content, calls, invalid = result.text, [], []
-        last = AIMessageChunk(
-            content="",
-            tool_call_chunks=_tool_call_chunks(calls, invalid),
-            usage_metadata=usage_metadata(result),
-            response_metadata=response_metadata(result, self.model_name),
-            chunk_position="last",
-        )
-        return [*self._content(content), ChatGenerationChunk(message=last)]
+    if isinstance(event, ContentDelta):
+        return [ChatGenerationChunk(message=AIMessageChunk(content=event.text))]
+    last = AIMessageChunk(
+        content="",
+        tool_call_chunks=_tool_call_chunks(event),
+        usage_metadata=usage_metadata(event.result),
+        response_metadata=response_metadata(event.result, model_name),
+        chunk_position="last",
+    )
+    return [ChatGenerationChunk(message=last)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import closing
@@ -23,25 +22,27 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from pydantic import Field, PrivateAttr, model_validator
 
-from inferenceguard import GuardConfig, InferenceGuard
-from inferenceguard._embedded import DEFAULT_LM_ID
-from inferenceguard._version import __version__
-from inferenceguard.errors import ConfigError
-from inferenceguard.guard import build_guard
+from inferenceguard import (
+    ConfigError,
+    GuardConfig,
+    InferenceGuard,
+    LazyGuard,
+    StreamChunk,
+    __version__,
+)
+from inferenceguard.reply import ReplyAssembler
 
 from ._convert import (
     PROVIDER,
-    ChunkAssembler,
     convert_messages,
     convert_tools,
     guard_overrides,
     normalize_tool_choice,
+    reply_chunks,
 )
 
 __all__ = ["ChatInferenceGuard"]
 
-# Building a guard loads models: one build at a time, for every instance.
-_BUILD_LOCK = threading.Lock()
 # LangChain routing flags that may reach `_stream` and are not generation settings.
 _ROUTING_KWARGS = ("stream",)
 # Standard LangChain init arguments that mean nothing for a local model (no API, no retries).
@@ -206,9 +207,10 @@ class ChatInferenceGuard(BaseChatModel):
         weather in Paris with ``tool_choice="any"``, it answered in prose), so use a larger
         instruct model for agents.
         ``tool_choice`` takes ``"auto"``, ``"none"``, ``"any"``/``"required"`` or a tool
-        name. A malformed call, or one cut off by a safety stop, lands in
+        name. A malformed call, or one cut off before ``</tool_call>`` (by
+        ``max_tokens``, a safety stop, a stop string or EOS), lands in
         ``ai_msg.invalid_tool_calls`` with its raw text as ``args``, never in
-        ``tool_calls``. ``with_structured_output(Schema)`` works through tool calling.
+        ``tool_calls`` — the same rule as the LlamaIndex adapter and the server. ``with_structured_output(Schema)`` works through tool calling.
 
     Response metadata:
         ```python
@@ -318,7 +320,7 @@ class ChatInferenceGuard(BaseChatModel):
     streaming: bool = False
     """Whether ``invoke`` streams internally (callbacks then receive each verified chunk)."""
 
-    _guard: InferenceGuard | None = PrivateAttr(default=None)
+    _lazy: LazyGuard = PrivateAttr()
 
     # ------------------------------------------------------------------ validation
     @model_validator(mode="before")
@@ -355,20 +357,18 @@ class ChatInferenceGuard(BaseChatModel):
 
         Cheap: it validates a ``GuardConfig`` and loads nothing.
         """
-        if self.guard is not None:
-            given = {
-                "model": self.model is not None,
-                "cost_model": self.cost_model != "default",
-                "reward_model": self.reward_model != "default",
-                "critic": self.critic != "default",
-            }
-            clash = [name for name, is_set in given.items() if is_set]
-            if clash:
-                raise ConfigError(
-                    f"guard= was given together with {', '.join(clash)}; the guard already "
-                    "holds its models.",
-                    hint="pass either guard= or the model settings, not both.",
-                )
+        # LazyGuard rejects guard= together with model settings; it builds on first use.
+        self._lazy = LazyGuard(
+            self.guard,
+            model=self.model,
+            cost_model=self.cost_model,
+            reward_model=self.reward_model,
+            critic=self.critic,
+            device=self.device,
+            dtype=self.dtype,
+            device_map=self.device_map,
+            trust_remote_code=self.trust_remote_code,
+        )
         self._base_config().replace(**guard_overrides(self._config_params()))
         return self
 
@@ -386,7 +386,7 @@ class ChatInferenceGuard(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        guard = self.guard or self._guard
+        guard = self._lazy.built
         if guard is not None:
             specs = {
                 "cost_model": guard.cost_model.id,
@@ -426,31 +426,13 @@ class ChatInferenceGuard(BaseChatModel):
         Raises:
             ModelLoadError: a model could not be loaded.
         """
-        if self.guard is not None:
-            return self.guard
-        if self._guard is None:
-            with _BUILD_LOCK:
-                if self._guard is None:
-                    self._guard = build_guard(
-                        model=self.model,
-                        cost_model=self.cost_model,
-                        reward_model=self.reward_model,
-                        critic=self.critic,
-                        device=self.device,
-                        dtype=self.dtype,
-                        device_map=self.device_map,
-                        trust_remote_code=self.trust_remote_code,
-                    )
-        return self._guard
+        return self._lazy.get()
 
     def _base_config(self) -> GuardConfig:
         return self.guard.config if self.guard is not None else GuardConfig()
 
     def _model_name(self) -> str:
-        guard = self.guard or self._guard
-        if guard is not None:
-            return guard.lm.model_id
-        return self.model or DEFAULT_LM_ID
+        return self._lazy.model_name
 
     def _config_params(self) -> dict[str, Any]:
         return {
@@ -490,6 +472,12 @@ class ChatInferenceGuard(BaseChatModel):
         )
 
     # ------------------------------------------------------------------ generation
+    def _chunks(self, assembler: ReplyAssembler, item: StreamChunk) -> list[ChatGenerationChunk]:
+        model_name = self._model_name()
+        return [
+            chunk for event in assembler.feed(item) for chunk in reply_chunks(event, model_name)
+        ]
+
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -499,7 +487,7 @@ class ChatInferenceGuard(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         request = self._request(messages, stop, kwargs)
         guard = self.get_guard()
-        assembler = ChunkAssembler(model_name=guard.lm.model_id, parse_tools=request.parses_tools)
+        assembler = ReplyAssembler(parse_tools=request.parses_tools)
         items = guard.stream(
             request.messages,
             tools=request.tools,
@@ -508,7 +496,7 @@ class ChatInferenceGuard(BaseChatModel):
         )
         with closing(items):
             for item in items:
-                for chunk in assembler.feed(item):
+                for chunk in self._chunks(assembler, item):
                     if run_manager:
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
@@ -522,7 +510,7 @@ class ChatInferenceGuard(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         request = self._request(messages, stop, kwargs)
         guard = self.get_guard()
-        assembler = ChunkAssembler(model_name=guard.lm.model_id, parse_tools=request.parses_tools)
+        assembler = ReplyAssembler(parse_tools=request.parses_tools)
         items = guard.astream(
             request.messages,
             tools=request.tools,
@@ -531,7 +519,7 @@ class ChatInferenceGuard(BaseChatModel):
         )
         try:
             async for item in items:
-                for chunk in assembler.feed(item):
+                for chunk in self._chunks(assembler, item):
                     if run_manager:
                         await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk

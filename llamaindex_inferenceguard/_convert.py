@@ -6,11 +6,12 @@ hand-made values. :class:`~llamaindex_inferenceguard.InferenceGuardLLM` only seq
 * :func:`to_core_messages`: ``ChatMessage`` list -> core message dicts (text, tool calls
   from ``ToolCallBlock`` or ``additional_kwargs["tool_calls"]``, tool results).
 * :func:`to_openai_tools`: LlamaIndex tools -> OpenAI function schemas.
-* :func:`split_tool_calls` / :func:`visible_stream_text`: generated text -> content and
-  tool calls, and the part of a growing text that may be shown while streaming.
+* :func:`partial_response` / :func:`final_response`: the core's reply events
+  (:mod:`inferenceguard.reply`) -> streamed and final ``ChatResponse`` objects.
 * :func:`to_assistant_message`: content and tool calls -> ``ChatMessage`` the way li-core
   0.14 integrations build it (``ToolCallBlock`` in ``blocks`` *and* OpenAI-style dicts in
-  ``additional_kwargs["tool_calls"]``).
+  ``additional_kwargs["tool_calls"]``; malformed or cut-off calls in
+  ``additional_kwargs["invalid_tool_calls"]``).
 * :func:`tool_selections`: ``ChatResponse`` -> ``ToolSelection`` list.
 * :func:`token_counts` / :func:`response_raw`: ``GuardResult`` -> usage and ``raw``.
 """
@@ -34,27 +35,22 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.llms.llm import ToolSelection
 
+from inferenceguard.reply import FinalReply
 from inferenceguard.result import GuardResult
-from inferenceguard.tools import parse_tool_calls
 
 __all__ = [
-    "TOOL_CALL_TAG",
-    "extend_streamed",
+    "final_response",
     "force_single_tool_call",
+    "partial_response",
     "response_raw",
     "spec_id",
-    "split_tool_calls",
     "to_assistant_message",
     "to_core_message",
     "to_core_messages",
     "to_openai_tools",
     "token_counts",
     "tool_selections",
-    "visible_stream_text",
 ]
-
-#: Opening tag of a tool call in generated text (the protocol of :mod:`inferenceguard.tools`).
-TOOL_CALL_TAG = "<tool_call>"
 
 # LlamaIndex roles -> core roles. "chatbot" (Cohere) and "model" (Gemini) are assistant
 # turns; "developer" is OpenAI's newer name for system; "function" is the legacy tool role.
@@ -195,54 +191,40 @@ def to_openai_tools(tools: Sequence[Any] | None) -> list[dict[str, Any]] | None:
 
 
 # ---------------------------------------------------------------------- text out
-def split_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
-    """Split generated text into content and tool calls (:func:`inferenceguard.tools.parse_tool_calls`).
+def partial_response(content: str, delta: str) -> ChatResponse:
+    """A streamed item: ``content`` is everything shown so far, ``delta`` the new piece."""
+    return ChatResponse(
+        message=ChatMessage(role=MessageRole.ASSISTANT, content=content), delta=delta, raw={}
+    )
 
-    Returns:
-        ``(content, calls)``; malformed calls stay in the content.
+
+def final_response(final: FinalReply, model_name: str, *, delta: str | None = None) -> ChatResponse:
+    """The response for a finished reply; ``delta`` is set when it ends a stream.
+
+    ``raw`` holds the usage, finish reason and safety report (:func:`response_raw`) and
+    ``additional_kwargs`` the token counts, as LlamaIndex integrations do.
     """
-    return parse_tool_calls(text)
+    return ChatResponse(
+        message=to_assistant_message(final.content, final.tool_calls, final.invalid_tool_calls),
+        delta=delta,
+        raw=response_raw(final.result, model_name),
+        additional_kwargs=token_counts(final.result),
+    )
 
 
-def visible_stream_text(text: str) -> str:
-    """The part of a growing generated text that may be streamed as content when tools are on.
-
-    Tool-call markup is not content: everything from the first ``<tool_call>`` on is held
-    back, as are a trailing partial ``<tool_call>`` tag and trailing whitespace (both may
-    still turn into markup). The result only grows as ``text`` grows, and it is a prefix
-    of the final content that :func:`split_tool_calls` returns whenever that content has
-    no leading whitespace.
-    """
-    cut = text.find(TOOL_CALL_TAG)
-    if cut >= 0:
-        return text[:cut].rstrip()
-    for k in range(min(len(TOOL_CALL_TAG) - 1, len(text)), 0, -1):
-        if TOOL_CALL_TAG.startswith(text[-k:]):
-            return text[:-k].rstrip()
-    return text.rstrip()
-
-
-def extend_streamed(emitted: str, content: str) -> str:
-    """The final content of a stream, made to extend the content already streamed.
-
-    Tool-call parsing strips the content, streaming does not: when the two differ only in
-    the leading whitespace of what was streamed, that whitespace is kept. Otherwise
-    ``content`` is returned unchanged.
-    """
-    if content.startswith(emitted):
-        return content
-    stripped = emitted.lstrip()
-    if content.startswith(stripped):
-        return emitted + content[len(stripped) :]
-    return content
-
-
-def to_assistant_message(content: str, calls: Sequence[Mapping[str, Any]] = ()) -> ChatMessage:
+def to_assistant_message(
+    content: str,
+    calls: Sequence[Mapping[str, Any]] = (),
+    invalid: Sequence[Mapping[str, Any]] = (),
+) -> ChatMessage:
     """Build the assistant ``ChatMessage`` for a response.
 
     Args:
         content: the response text (without tool-call markup).
         calls: parsed tool calls ``{"id", "name", "arguments": dict}``.
+        invalid: malformed or cut-off calls ``{"id", "name", "arguments": raw text,
+            "error"}``; they are kept in ``additional_kwargs["invalid_tool_calls"]`` (LlamaIndex
+            has no type for them), never run as calls.
 
     Returns:
         A message whose ``blocks`` hold a ``TextBlock`` (omitted when a tool call has no
@@ -268,6 +250,8 @@ def to_assistant_message(content: str, calls: Sequence[Mapping[str, Any]] = ()) 
             }
             for c in calls
         ]
+    if invalid:
+        extra["invalid_tool_calls"] = [dict(c) for c in invalid]
     return ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=extra)
 
 

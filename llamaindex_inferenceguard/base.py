@@ -8,7 +8,6 @@ LlamaIndex's ``chat_to_completion_decorator`` family, so the two paths cannot dr
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from contextlib import closing
 from typing import TYPE_CHECKING, Any
@@ -35,23 +34,18 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
-from inferenceguard._embedded import DEFAULT_LM_ID
-from inferenceguard.config import GuardConfig
-from inferenceguard.guard import InferenceGuard, build_guard
-from inferenceguard.result import GuardResult, StreamChunk
+from inferenceguard import GuardConfig, GuardResult, InferenceGuard, LazyGuard, StreamChunk
+from inferenceguard.config import REQUEST_SETTINGS, request_overrides
+from inferenceguard.reply import ContentDelta, FinalReply, ReplyAssembler, final_reply
 
 from ._convert import (
-    extend_streamed,
+    final_response,
     force_single_tool_call,
-    response_raw,
+    partial_response,
     spec_id,
-    split_tool_calls,
-    to_assistant_message,
     to_core_messages,
     to_openai_tools,
-    token_counts,
     tool_selections,
-    visible_stream_text,
 )
 
 if TYPE_CHECKING:
@@ -80,11 +74,12 @@ class InferenceGuardLLM(FunctionCallingLLM):
         model: ``"default"`` (embedded SmolLM2-135M-Instruct), a local folder, a hub id or
             a :class:`~inferenceguard.LocalLM`.
         cost_model / reward_model / critic: ``"default"``, a path, a hub id or an object.
-        max_new_tokens, temperature: shortcuts for the same :class:`GuardConfig` fields.
+        max_new_tokens, temperature: shortcuts for the same :class:`GuardConfig` fields;
+            ``temperature=0`` means greedy decoding.
         guard_config: any other :class:`~inferenceguard.GuardConfig` fields.
         context_window: override the window read from the model config.
         guard: an existing :class:`~inferenceguard.InferenceGuard` to share (e.g. with the
-            LangChain adapter); the model fields are then ignored.
+            LangChain adapter); the model fields must then stay at their defaults.
 
     Instantiate:
         .. code-block:: python
@@ -98,13 +93,11 @@ class InferenceGuardLLM(FunctionCallingLLM):
 
         .. code-block:: python
 
-            from transformers import AutoTokenizer
-            from inferenceguard import InferenceGuard, RewardModel
-            from inferenceguard._embedded import embedded_lm_dir
+            from inferenceguard import InferenceGuard, LocalLM, RewardModel
             from inferenceguard.testing import ScriptedLM, keyword_cost, tiny_random_lm
 
-            lm = ScriptedLM(tiny_random_lm(AutoTokenizer.from_pretrained(embedded_lm_dir())),
-                            "Paris is the capital of France.")
+            tokenizer = LocalLM.from_pretrained().tokenizer      # the embedded model's
+            lm = ScriptedLM(tiny_random_lm(tokenizer), "Paris is the capital of France.")
             guard = InferenceGuard(lm, keyword_cost(["bomb"]),
                                    RewardModel.from_callable(lambda p, r: float(len(r))))
             llm = InferenceGuardLLM(guard=guard, max_new_tokens=32,
@@ -136,7 +129,9 @@ class InferenceGuardLLM(FunctionCallingLLM):
             ''
 
         Only committed, verified-safe text is streamed; the last item (``delta == ""``
-        when nothing is left) carries ``raw`` with usage and the safety report.
+        when nothing is left) carries ``raw`` with usage and the safety report. A call that
+        is malformed or cut off (length, safety or stop string) is never a tool call: it is
+        listed in ``message.additional_kwargs["invalid_tool_calls"]``.
 
     Async:
         .. code-block:: python
@@ -224,8 +219,9 @@ class InferenceGuardLLM(FunctionCallingLLM):
     )
     temperature: float | None = Field(
         default=None,
-        gt=0.0,
-        description="Sampling temperature of the base model; None keeps the guard's setting.",
+        ge=0.0,
+        description="Sampling temperature of the base model; 0 means greedy decoding; None "
+        "keeps the guard's setting.",
     )
     context_window: int | None = Field(
         default=None,
@@ -243,9 +239,7 @@ class InferenceGuardLLM(FunctionCallingLLM):
         default=False, description="Run code shipped with a hub model (off unless set)."
     )
 
-    _guard: InferenceGuard | None = PrivateAttr(default=None)
-    _build_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-    _is_shared: bool = PrivateAttr(default=False)
+    _lazy: LazyGuard = PrivateAttr()
 
     def __init__(self, *, guard: InferenceGuard | None = None, **data: Any) -> None:
         """Validate the settings; nothing is loaded until the first request.
@@ -258,14 +252,27 @@ class InferenceGuardLLM(FunctionCallingLLM):
 
         Raises:
             TypeError: ``guard`` is not an :class:`~inferenceguard.InferenceGuard`.
-            ConfigError: the settings make an invalid :class:`GuardConfig`.
+            ConfigError: the settings make an invalid :class:`GuardConfig`, or ``guard`` was
+                given together with model settings.
         """
         super().__init__(**data)
-        if guard is not None and not isinstance(guard, InferenceGuard):
-            raise TypeError(f"guard must be an InferenceGuard, got {type(guard).__name__}.")
-        self._guard = guard
-        self._is_shared = guard is not None
-        self.config  # noqa: B018 - validate the settings now, not at the first request
+        specs = self._model_specs()
+        self._lazy = LazyGuard(guard, **specs)  # checks guard= and the specs; config reads it
+        config = self.config  # validate the settings now, not at the first request
+        if guard is None:  # a guard built here starts from this adapter's settings
+            self._lazy = LazyGuard(config=config, **specs)
+
+    def _model_specs(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "cost_model": self.cost_model,
+            "reward_model": self.reward_model,
+            "critic": self.critic,
+            "device": self.device,
+            "dtype": self.dtype,
+            "device_map": self.device_map,
+            "trust_remote_code": self.trust_remote_code,
+        }
 
     @field_serializer("model", "cost_model", "reward_model", "critic", "device_map")
     def serialize_specs(self, value: Any) -> Any:
@@ -285,21 +292,7 @@ class InferenceGuardLLM(FunctionCallingLLM):
         Raises:
             ModelLoadError: a model or scorer cannot be loaded (from the core, as is).
         """
-        if self._guard is None:
-            with self._build_lock:
-                if self._guard is None:
-                    self._guard = build_guard(
-                        model=self.model,
-                        cost_model=self.cost_model,
-                        reward_model=self.reward_model,
-                        critic=self.critic,
-                        config=self.config,
-                        device=self.device,
-                        dtype=self.dtype,
-                        device_map=self.device_map,
-                        trust_remote_code=self.trust_remote_code,
-                    )
-        return self._guard
+        return self._lazy.get()
 
     @property
     def config(self) -> GuardConfig:
@@ -312,12 +305,12 @@ class InferenceGuardLLM(FunctionCallingLLM):
         Raises:
             ConfigError: the settings are invalid.
         """
-        settings = {**self.guard_config}
-        if self.max_new_tokens is not None:
-            settings["max_new_tokens"] = self.max_new_tokens
-        if self.temperature is not None:
-            settings["temperature"] = self.temperature
-        base = self._guard.config if self._is_shared and self._guard is not None else GuardConfig()
+        settings = {
+            **self.guard_config,
+            **request_overrides(max_tokens=self.max_new_tokens, temperature=self.temperature),
+        }
+        shared = self._lazy.built if self._lazy.shared else None
+        base = shared.config if shared is not None else GuardConfig()
         return base.replace(**settings) if settings else base
 
     def _config_overrides(self, guard: InferenceGuard) -> dict[str, Any]:
@@ -343,64 +336,55 @@ class InferenceGuardLLM(FunctionCallingLLM):
         )
 
     def _model_name(self) -> str:
-        if self._guard is not None:
-            return self._guard.lm.model_id
-        if self.model in (None, "default"):
-            return DEFAULT_LM_ID
-        return str(spec_id(self.model))
+        return self._lazy.model_name
 
     # ------------------------------------------------------------------ requests
     def _request(
         self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool, bool]:
-        """Split chat kwargs into guard arguments, whether to parse tool calls, and
-        whether only one tool call may be returned."""
+    ) -> tuple[dict[str, Any], ReplyAssembler]:
+        """Split chat kwargs into guard arguments and the reply assembler of this request.
+
+        Request settings (``temperature``, ``max_tokens``, ``stop`` …) are mapped by
+        :func:`inferenceguard.config.request_overrides`, like every front end's.
+        """
         tools = to_openai_tools(kwargs.get("tools"))
         tool_choice = kwargs.get("tool_choice")
         if tool_choice is None and kwargs.get("tool_required") and tools:
             tool_choice = "required"
         overrides = {k: v for k, v in kwargs.items() if k not in _ADAPTER_KWARGS}
+        settings = {k: overrides.pop(k) for k in REQUEST_SETTINGS if k in overrides}
         call = {
             "messages": to_core_messages(messages),
             "tools": tools,
             "tool_choice": tool_choice,
             **self._config_overrides(self.guard),
             **overrides,
+            **request_overrides(**settings),
         }
-        parse_tools = bool(tools) and tool_choice != "none"
-        single = kwargs.get("allow_parallel_tool_calls") is False
-        return call, parse_tools, single
-
-    def _final_response(
-        self, result: GuardResult, *, parse_tools: bool, single: bool, emitted: str | None = None
-    ) -> ChatResponse:
-        """The response for a finished request; ``emitted`` is the content streamed so far."""
-        content, calls = split_tool_calls(result.text) if parse_tools else (result.text, [])
-        if single:
-            calls = calls[:1]
-        delta = None
-        if emitted is not None:
-            content = extend_streamed(emitted, content)
-            delta = content[len(emitted) :] if content.startswith(emitted) else ""
-        return ChatResponse(
-            message=to_assistant_message(content, calls),
-            delta=delta,
-            raw=response_raw(result, self._model_name()),
-            additional_kwargs=token_counts(result),
+        assembler = ReplyAssembler(
+            parse_tools=bool(tools) and tool_choice != "none",
+            parallel_tool_calls=kwargs.get("allow_parallel_tool_calls") is not False,
         )
+        return call, assembler
 
-    def _partial_response(
-        self, text: str, emitted: str, *, parse_tools: bool
-    ) -> ChatResponse | None:
-        """A streamed item for the committed ``text`` so far, or None if nothing new is visible."""
-        visible = visible_stream_text(text) if parse_tools else text
-        if len(visible) <= len(emitted) or not visible.startswith(emitted):
-            return None
-        return ChatResponse(
-            message=ChatMessage(role=MessageRole.ASSISTANT, content=visible),
-            delta=visible[len(emitted) :],
-            raw={},
+    def _stream_responses(
+        self, assembler: ReplyAssembler, chunk: StreamChunk
+    ) -> list[ChatResponse]:
+        """The streamed items for one guard chunk: ``message.content`` is the text so far."""
+        events = assembler.feed(chunk)
+        if events and isinstance(events[-1], FinalReply):
+            # The rest of the content travels on the final item, which carries ``raw``.
+            rest = "".join(e.text for e in events if isinstance(e, ContentDelta))
+            return [final_response(events[-1], self._model_name(), delta=rest)]
+        return [partial_response(assembler.shown, e.text) for e in events]
+
+    def _final(self, assembler: ReplyAssembler, result: GuardResult) -> ChatResponse:
+        reply = final_reply(
+            result,
+            parse_tools=assembler.parse_tools,
+            parallel_tool_calls=assembler.parallel_tool_calls,
         )
+        return final_response(reply, self._model_name())
 
     # ------------------------------------------------------------------ chat
     @llm_chat_callback()
@@ -420,9 +404,9 @@ class InferenceGuardLLM(FunctionCallingLLM):
         Raises:
             InputError, ConfigError, ContextLengthError, ResourceError: from the core, as is.
         """
-        call, parse_tools, single = self._request(messages, kwargs)
+        call, assembler = self._request(messages, kwargs)
         result = self.guard.generate(call.pop("messages"), **call)
-        return self._final_response(result, parse_tools=parse_tools, single=single)
+        return self._final(assembler, result)
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
@@ -433,41 +417,36 @@ class InferenceGuardLLM(FunctionCallingLLM):
         finish reason, safety report) and token counts. Closing the generator early stops
         the search. Arguments as for :meth:`chat`.
         """
-        call, parse_tools, single = self._request(messages, kwargs)
+        call, assembler = self._request(messages, kwargs)
         chunks = self.guard.stream(call.pop("messages"), **call)
-        assembler = _StreamAssembler(self, parse_tools=parse_tools, single=single)
 
         def gen() -> ChatResponseGen:
             with closing(chunks):
                 for chunk in chunks:
-                    response = assembler.feed(chunk)
-                    if response is not None:
-                        yield response
+                    yield from self._stream_responses(assembler, chunk)
 
         return gen()
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Async :meth:`chat`, on the guard's async API (the event loop stays free)."""
-        call, parse_tools, single = self._request(messages, kwargs)
+        call, assembler = self._request(messages, kwargs)
         result = await self.guard.agenerate(call.pop("messages"), **call)
-        return self._final_response(result, parse_tools=parse_tools, single=single)
+        return self._final(assembler, result)
 
     @llm_chat_callback()
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         """Async :meth:`stream_chat`; cancelling the consumer stops the search."""
-        call, parse_tools, single = self._request(messages, kwargs)
+        call, assembler = self._request(messages, kwargs)
         guard, core_messages = self.guard, call.pop("messages")
-        assembler = _StreamAssembler(self, parse_tools=parse_tools, single=single)
 
         async def gen() -> ChatResponseAsyncGen:
             chunks = guard.astream(core_messages, **call)
             try:
                 async for chunk in chunks:
-                    response = assembler.feed(chunk)
-                    if response is not None:
+                    for response in self._stream_responses(assembler, chunk):
                         yield response
             finally:
                 await chunks.aclose()
@@ -572,35 +551,3 @@ class InferenceGuardLLM(FunctionCallingLLM):
             )
             raise ValueError(f"Expected at least one tool call, but got 0 tool calls.{note}")
         return selections
-
-
-class _StreamAssembler:
-    """Turns the guard's stream chunks into LlamaIndex streaming responses (one request).
-
-    Keeps the committed text and the content shown so far, so that every item's
-    ``message.content`` is the concatenation of all ``delta`` values up to it.
-    """
-
-    def __init__(self, llm: InferenceGuardLLM, *, parse_tools: bool, single: bool) -> None:
-        self._llm = llm
-        self._parse_tools = parse_tools
-        self._single = single
-        self._text = ""
-        self._emitted = ""
-
-    def feed(self, chunk: StreamChunk) -> ChatResponse | None:
-        """The response for ``chunk``, or None when it adds no visible content."""
-        if chunk.result is not None:
-            return self._llm._final_response(
-                chunk.result,
-                parse_tools=self._parse_tools,
-                single=self._single,
-                emitted=self._emitted,
-            )
-        self._text += chunk.delta
-        response = self._llm._partial_response(
-            self._text, self._emitted, parse_tools=self._parse_tools
-        )
-        if response is not None:
-            self._emitted = response.message.content or ""
-        return response

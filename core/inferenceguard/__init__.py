@@ -5,7 +5,9 @@ text whose verified cost exceeds the budget. See README.md for what that does an
 not promise.
 """
 
+from ._embedded import DEFAULT_LM_ID
 from ._version import __version__
+from .build import LazyGuard, build_guard
 from .config import GuardConfig
 from .errors import (
     ArtifactError,
@@ -26,6 +28,7 @@ from .result import GuardResult, SafetyReport, StreamChunk
 from .scorers.base import CostModel, RewardModel
 
 __all__ = [
+    "DEFAULT_LM_ID",
     "ArtifactError",
     "ConfigError",
     "ContextLengthError",
@@ -36,6 +39,7 @@ __all__ = [
     "InferenceGuard",
     "InferenceGuardError",
     "InputError",
+    "LazyGuard",
     "LocalLM",
     "ModelLoadError",
     "ResourceError",
@@ -46,6 +50,7 @@ __all__ = [
     "ScorerError",
     "StreamChunk",
     "__version__",
+    "build_guard",
     "load_default_cost_model",
     "load_default_reward_model",
 ]

@@ -24,13 +24,14 @@ Usage::
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
 
-__all__ = ["GuardConfig", "config_reference_markdown"]
+__all__ = ["REQUEST_SETTINGS", "GuardConfig", "config_reference_markdown", "request_overrides"]
 
 
 class GuardConfig(BaseModel):
@@ -221,6 +222,46 @@ class GuardConfig(BaseModel):
     def from_dict(cls, data: dict[str, Any]) -> GuardConfig:
         """Inverse of :meth:`to_dict`."""
         return cls(**data)
+
+
+#: The request settings every front end takes, in the names users know from OpenAI-style APIs.
+REQUEST_SETTINGS = ("temperature", "top_p", "max_tokens", "stop", "seed", "timeout")
+
+
+def request_overrides(
+    *,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    max_tokens: int | None = None,
+    stop: str | Sequence[str] | None = None,
+    seed: int | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Map OpenAI-style request settings to :class:`GuardConfig` overrides: the one mapping.
+
+    ``temperature=0`` or ``top_p=0`` means greedy decoding (``do_sample=False``), as in
+    OpenAI-style APIs; ``max_tokens`` is ``max_new_tokens``; ``stop`` is one stop string
+    when it is a string and several when it is a list; ``timeout`` is ``max_time``.
+    ``None`` leaves a setting alone. Values are not validated here: :meth:`GuardConfig.replace`
+    rejects a bad one with a :class:`~inferenceguard.ConfigError` naming the field.
+    """
+    out: dict[str, Any] = {}
+    if temperature == 0 or top_p == 0:
+        out["do_sample"] = False
+    else:
+        if temperature is not None:
+            out["temperature"] = temperature
+        if top_p is not None:
+            out["top_p"] = top_p
+    if max_tokens is not None:
+        out["max_new_tokens"] = max_tokens
+    if stop is not None:
+        out["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    if seed is not None:
+        out["seed"] = seed
+    if timeout is not None:
+        out["max_time"] = timeout
+    return out
 
 
 def _explain(exc: ValidationError) -> str:

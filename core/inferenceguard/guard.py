@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 
-from ._embedded import DEFAULT_LM_ID
 from .config import GuardConfig
 from .errors import ConfigError, ContextLengthError, ResourceError
 from .lm import LocalLM
@@ -34,7 +33,7 @@ from .scorers.base import CostModel, RewardModel
 from .search.context import Critic, SearchContext
 from .search.runner import run_search
 
-__all__ = ["InferenceGuard", "build_guard"]
+__all__ = ["InferenceGuard"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +96,8 @@ class InferenceGuard:
         """
         if config_overrides:
             config = (config or GuardConfig()).replace(**config_overrides)
+        from .build import build_guard  # build.py imports this module
+
         return build_guard(critic="default" if critic else None, config=config, device=device)
 
     # ------------------------------------------------------------------ requests
@@ -282,69 +283,12 @@ class InferenceGuard:
         )
 
 
-def build_guard(
-    *,
-    guard: InferenceGuard | None = None,
-    model: Any = None,
-    cost_model: Any = "default",
-    reward_model: Any = "default",
-    critic: Any = "default",
-    config: GuardConfig | None = None,
-    device: str | None = None,
-    dtype: str | None = None,
-    device_map: Any = None,
-    trust_remote_code: bool = False,
-) -> InferenceGuard:
-    """Build a guard from user-facing specs; the one constructor both adapters call.
+def __getattr__(name: str) -> Any:
+    # ``build_guard`` moved to :mod:`inferenceguard.build` (it imports this module, so it
+    # cannot be imported back at the top); old ``inferenceguard.guard.build_guard`` imports
+    # keep working.
+    if name == "build_guard":
+        from .build import build_guard
 
-    Args:
-        guard: an existing guard to share (everything else is then ignored but ``config``).
-        model: ``None``/``"default"`` (embedded SmolLM2), a path, a hub id, or a :class:`LocalLM`.
-        cost_model: ``"default"``, a :class:`CostModel`, a path or hub id
-            (see :func:`inferenceguard.scorers.registry.load_cost_model`).
-        reward_model: ``"default"``, a :class:`RewardModel`, a path or hub id.
-        critic: ``"default"`` (the shipped critic when ``model`` is the default, else none),
-            ``None`` (no critic), a critic object, or a path to a saved critic.
-        config: the :class:`GuardConfig`.
-    """
-    if guard is not None:
-        if config is not None and config != guard.config:
-            return InferenceGuard(
-                guard.lm, guard.cost_model, guard.reward_model, critic=guard.critic, config=config
-            )
-        return guard
-    from .scorers.registry import load_cost_model, load_reward_model
-
-    if isinstance(model, LocalLM):
-        lm = model
-    else:
-        lm = LocalLM.from_pretrained(
-            model,
-            device=device,
-            dtype=dtype,
-            device_map=device_map,
-            trust_remote_code=trust_remote_code,
-        )
-    # trust_remote_code only travels when the user turned it on.
-    loader_kwargs: dict[str, Any] = {"device": device}
-    if trust_remote_code:
-        loader_kwargs["trust_remote_code"] = True
-    cost = load_cost_model(cost_model, **loader_kwargs)
-    reward = load_reward_model(reward_model, **loader_kwargs)
-    loaded_critic = None
-    if critic == "default":
-        # The shipped critic fits only the embedded model, however it was passed in.
-        if model in (None, "default") or lm.model_id == DEFAULT_LM_ID:
-            try:
-                from .critic.io import load_default_critic
-            except ImportError:
-                load_default_critic = None
-            if load_default_critic is not None:
-                loaded_critic = load_default_critic(lm=lm, cost_model=cost, config=config)
-    elif isinstance(critic, str | bytes) or hasattr(critic, "__fspath__"):
-        from .critic.io import load_critic
-
-        loaded_critic = load_critic(critic, lm=lm, cost_model=cost, config=config)
-    else:
-        loaded_critic = critic
-    return InferenceGuard(lm, cost, reward, critic=loaded_critic, config=config)
+        return build_guard
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Tool schemas in, tool calls out: the text protocol shared by both adapters.
+"""Tool schemas in, tool calls out: the text protocol shared by every front end.
 
 Models whose chat template knows tools get them through the template. Others get a
 system-prompt block that lists the tools and asks for calls in the Hermes/Qwen format::
@@ -22,20 +22,25 @@ from .errors import InputError
 __all__ = [
     "CALL_CLOSE",
     "CALL_OPEN",
+    "InvalidToolCall",
     "ToolCall",
     "held_back_length",
     "normalize_tools",
-    "parse_tool_calls",
+    "split_tool_calls",
     "tool_choice_instruction",
     "tools_system_prompt",
     "visible_content",
 ]
 
 ToolCall = dict[str, Any]
+#: A malformed or cut-off call: ``{"id", "name", "arguments" (raw text), "error"}``.
+InvalidToolCall = dict[str, Any]
 #: Markers of the tool-call text protocol.
 CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
-_CALL_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+_NAME_RE = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_CUT_OFF = "The call was cut off before </tool_call>."
+_NOT_A_CALL = "Not a JSON object with a name and object arguments."
 _MAX_ARGUMENT_CHARS = 100_000
 
 
@@ -101,29 +106,69 @@ def tool_choice_instruction(tool_choice: Any) -> str:
     return f"You must call the tool {name!r}."
 
 
-def parse_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
-    """Split generated text into plain content and well-formed tool calls.
+def split_tool_calls(
+    text: str, *, complete: bool = True
+) -> tuple[str, list[ToolCall], list[InvalidToolCall]]:
+    """Split generated text into content, well-formed tool calls and malformed ones.
 
-    Malformed calls (invalid JSON, missing name, non-object arguments, absurdly long
-    arguments) are left in the content rather than raising: a model's bad output is a
-    result for the caller to see, not a crash.
+    The one rule every front end follows. Each ``<tool_call>…</tool_call>`` segment that
+    holds a JSON object with a ``name`` and object ``arguments`` is a tool call. A segment
+    that does not parse (bad JSON, no name, non-object or absurdly long arguments), and
+    one cut off before ``</tool_call>`` (a length, safety, time or stop-string stop, or
+    EOS inside the call), is an *invalid* tool call: a model's bad output is a result for
+    the caller to see, never a crash and never a call to run.
+
+    Args:
+        text: the generated response, or a growing prefix of it.
+        complete: whether ``text`` is final. While streaming (``False``) a trailing call
+            that is not closed yet may still close, so it is neither a call nor invalid.
 
     Returns:
-        ``(content, calls)`` where each call is ``{"id", "name", "arguments": dict}``.
+        ``(content, calls, invalid)``. ``content`` is the text outside the calls, with the
+        whitespace before the first call dropped; it always starts with
+        :func:`visible_content` of ``text``, so a stream can end with a plain delta. Each
+        call is ``{"id", "name", "arguments": dict}``; each invalid call is ``{"id",
+        "name" (or None), "arguments" (the raw segment, tags included), "error"}``.
     """
+    start = text.find(CALL_OPEN)
+    if start < 0:
+        return text, [], []
     calls: list[ToolCall] = []
-    kept: list[str] = []
-    last = 0
-    for match in _CALL_RE.finditer(text):
-        call = _parse_one(match.group(1))
-        if call is None:
-            continue
-        kept.append(text[last : match.start()])
-        last = match.end()
-        calls.append(call)
-    kept.append(text[last:])
-    content = "".join(kept).strip() if calls else text
-    return content, calls
+    invalid: list[InvalidToolCall] = []
+    rest: list[str] = []
+    pos = start
+    while pos >= 0:
+        close = text.find(CALL_CLOSE, pos)
+        if close < 0 and not complete:
+            break  # still being written
+        end = len(text) if close < 0 else close + len(CALL_CLOSE)
+        segment = text[pos:end]
+        call = _parse_one(_payload(segment)) if close >= 0 else None
+        if call is not None:
+            calls.append(call)
+        else:
+            invalid.append(_invalid_call(segment, closed=close >= 0))
+        pos = text.find(CALL_OPEN, end)
+        rest.append(text[end : pos if pos >= 0 else len(text)])
+    head, tail = text[:start].rstrip(), "".join(rest).strip()
+    content = f"{head}\n{tail}" if head and tail else head or tail
+    return content, calls, invalid
+
+
+def _payload(segment: str) -> str:
+    return segment.removeprefix(CALL_OPEN).removesuffix(CALL_CLOSE).strip()
+
+
+def _invalid_call(segment: str, *, closed: bool) -> InvalidToolCall:
+    match = _NAME_RE.search(segment)
+    return {
+        "id": f"call_{uuid.uuid4().hex[:12]}",
+        "name": match.group(1) if match else None,
+        # The raw text, tags included: it is not JSON, so no lenient partial-JSON parser
+        # downstream can turn a malformed or cut-off call into a call.
+        "arguments": segment,
+        "error": _NOT_A_CALL if closed else _CUT_OFF,
+    }
 
 
 def _parse_one(payload: str) -> ToolCall | None:
@@ -164,8 +209,9 @@ def visible_content(text: str, *, parse_tools: bool) -> str:
     Without tools it is all of ``text``. With tools it stops before the first
     ``<tool_call>`` (the call is reported once complete, as a tool call) and holds back a
     trailing partial marker and trailing whitespace, which may still belong to a call.
-    For a growing ``text`` the result only ever grows. Shared by the adapters and the
-    server so their streams hold back exactly the same text.
+    For a growing ``text`` the result only ever grows. Shared by every front end (through
+    :class:`inferenceguard.reply.ReplyAssembler`), so their streams hold back exactly the
+    same text.
     """
     if not parse_tools:
         return text

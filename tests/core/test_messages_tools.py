@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from inferenceguard import InputError
 from inferenceguard.messages import last_user_text, normalize_messages
-from inferenceguard.tools import normalize_tools, parse_tool_calls, tools_system_prompt
+from inferenceguard.tools import normalize_tools, split_tool_calls, tools_system_prompt
 
 
 def test_string_is_one_user_turn():
@@ -65,11 +65,12 @@ def test_aliases_text_parts_and_tool_turns():
 
 
 def test_tool_call_round_trip():
-    content, calls = parse_tool_calls(
+    content, calls, invalid = split_tool_calls(
         'Sure.<tool_call>{"name": "add", "arguments": {"a": 1}}</tool_call>'
     )
     assert content == "Sure."
     assert [(c["name"], c["arguments"]) for c in calls] == [("add", {"a": 1})]
+    assert invalid == []
 
 
 @pytest.mark.parametrize(
@@ -82,16 +83,21 @@ def test_tool_call_round_trip():
         '<tool_call>{"name": "f", "arguments": {"x": "' + "y" * 200_000 + '"}}</tool_call>',
     ],
 )
-def test_malformed_tool_calls_stay_text(text):
-    content, calls = parse_tool_calls(text)
-    assert calls == [] and content == text
+def test_malformed_tool_calls_are_invalid_calls_not_text(text):
+    # A malformed call is reported as an invalid call with its raw text, never run and
+    # never shown as content (it used to stay in the content on some front ends).
+    content, calls, invalid = split_tool_calls(text)
+    assert calls == [] and content == ""
+    assert [c["arguments"] for c in invalid] == [text]
+    assert invalid[0]["error"]
 
 
 @given(st.text(max_size=300))
-def test_parse_tool_calls_never_raises(text):
-    content, calls = parse_tool_calls(text)
+def test_split_tool_calls_never_raises(text):
+    content, calls, invalid = split_tool_calls(text)
     assert isinstance(content, str)
     assert all(isinstance(c["arguments"], dict) for c in calls)
+    assert all(isinstance(c["arguments"], str) for c in invalid)
 
 
 @given(
@@ -102,7 +108,7 @@ def test_parse_tool_calls_never_raises(text):
 )
 def test_any_well_formed_call_is_recovered(name, arguments):
     payload = json.dumps({"name": name, "arguments": arguments})
-    _, calls = parse_tool_calls(f"<tool_call>{payload}</tool_call>")
+    _, calls, _ = split_tool_calls(f"<tool_call>{payload}</tool_call>")
     assert calls and calls[0]["name"] == name and calls[0]["arguments"] == arguments
 
 

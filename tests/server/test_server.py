@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import itertools
 import json
 import socket
 import threading
@@ -37,16 +36,15 @@ from inferenceguard import (  # noqa: E402
     RewardModel,
     ScorerError,
 )
+from inferenceguard.reply import ReplyAssembler  # noqa: E402
 from inferenceguard.result import GuardResult, SafetyReport, StreamChunk  # noqa: E402
 from inferenceguard.server import AdmissionQueue, QueueFullError, create_app  # noqa: E402
 from inferenceguard.server.convert import (  # noqa: E402
-    ChunkTranslator,
+    ChunkFormat,
     error_response,
     finish_reason,
     guard_call,
-    split_tool_calls,
     validation_param,
-    visible_content,
 )
 from inferenceguard.server.schemas import ChatCompletionRequest  # noqa: E402
 from inferenceguard.testing import ScriptedLM, keyword_cost  # noqa: E402
@@ -668,31 +666,6 @@ def test_guard_call_translation():
     assert no_tools.tool_choice is None and not no_tools.parse_tools
 
 
-def test_visible_content_holds_back_tool_calls():
-    assert visible_content("Hi <tool", parse_tools=False) == "Hi <tool"
-    assert visible_content("Hi <tool", parse_tools=True) == "Hi"
-    assert visible_content("Hi <tool_call>{", parse_tools=True) == "Hi"
-    assert visible_content("Hi there ", parse_tools=True) == "Hi there"
-    text = f"Let me see. {CALL} done"
-    seen = [visible_content(text[:i], parse_tools=True) for i in range(len(text) + 1)]
-    assert all(b.startswith(a) for a, b in itertools.pairwise(seen))
-    assert "<" not in seen[-1]
-
-
-def test_split_tool_calls():
-    content, calls = split_tool_calls(f"Sure. {CALL}")
-    assert content == "Sure."
-    assert [(c["name"], c["arguments"]) for c in calls] == [("get_weather", {"city": "Paris"})]
-    assert split_tool_calls("no calls here") == ("no calls here", [])
-    broken = "x <tool_call>{not json}</tool_call>"
-    assert split_tool_calls(broken) == (broken, [])
-    cut = 'x <tool_call>{"name": "get_weather", "arguments": {}}'
-    assert split_tool_calls(cut, complete=True)[1][0]["name"] == "get_weather"
-    assert split_tool_calls(cut, complete=False) == (cut, [])
-    two, calls = split_tool_calls(f"{CALL}\n{CALL}")
-    assert two == "" and len(calls) == 2
-
-
 def _result(text: str, reason: str) -> GuardResult:
     report = SafetyReport(cost=0.0, budget=0.5, threshold=0.5, safe=True, max_prefix_cost=0.0)
     return GuardResult(
@@ -715,13 +688,13 @@ def test_finish_reasons(reason, tools, expected):
     assert finish_reason(_result("x", reason), has_tool_calls=tools) == expected
 
 
-def test_chunk_translator_tool_stream():
-    translator = ChunkTranslator(model="m", parse_tools=True, include_usage=True)
+def test_chunk_format_tool_stream():
+    assembler = ReplyAssembler(parse_tools=True)
+    chunks = ChunkFormat(model="m", include_usage=True)
     text = f"Ok. {CALL}"
-    out = []
-    for i in range(0, len(text), 5):
-        out += translator.feed(StreamChunk(delta=text[i : i + 5]))
-    out += translator.feed(StreamChunk(result=_result(text, "stop")))
+    items = [StreamChunk(delta=text[i : i + 5]) for i in range(0, len(text), 5)]
+    items.append(StreamChunk(result=_result(text, "stop")))
+    out = [c for item in items for event in assembler.feed(item) for c in chunks.chunks(event)]
     dumped = [c.model_dump(mode="json") for c in out]
     content = "".join(d["choices"][0]["delta"].get("content", "") for d in dumped if d["choices"])
     assert content == "Ok."
@@ -730,6 +703,19 @@ def test_chunk_translator_tool_stream():
     assert dumped[-2]["safety"]["finish_reason"] == "stop"
     assert dumped[-1]["choices"] == [] and dumped[-1]["usage"]["total_tokens"] == 5
     assert all(d["usage"] is None for d in dumped[:-1])
+    assert all(d["id"] == chunks.id for d in dumped)
+
+
+def test_chunk_format_reports_invalid_calls_apart_from_content():
+    assembler = ReplyAssembler(parse_tools=True)
+    cut = 'Ok. <tool_call>{"name": "get_weather", "arguments": {}}'
+    events = assembler.feed(StreamChunk(delta=cut)) + assembler.finish(_result(cut, "length"))
+    dumped = [c.model_dump(mode="json") for e in events for c in ChunkFormat(model="m").chunks(e)]
+    assert "".join(d["choices"][0]["delta"].get("content", "") for d in dumped) == "Ok."
+    (invalid,) = dumped[-2]["choices"][0]["delta"]["invalid_tool_calls"]
+    assert invalid["name"] == "get_weather" and "cut off" in invalid["error"]
+    assert "tool_calls" not in dumped[-2]["choices"][0]["delta"]
+    assert dumped[-1]["choices"][0]["finish_reason"] == "length"
 
 
 def test_error_response_mapping():
@@ -770,3 +756,26 @@ async def test_admission_queue_bounds_and_cancellation():
     assert (queue.running, queue.waiting, queue.completed, queue.rejected) == (0, 0, 2, 1)
     with pytest.raises(ValueError):
         AdmissionQueue(max_concurrent=0)
+
+
+def test_a_lazy_guard_is_built_on_the_first_request_only(monkeypatch, make_guard):
+    from fastapi.testclient import TestClient
+
+    from inferenceguard import LazyGuard
+    from inferenceguard import build as build_module
+
+    built: list[dict[str, Any]] = []
+
+    def fake_build_guard(**kwargs: Any) -> InferenceGuard:
+        built.append(kwargs)
+        return make_guard()
+
+    monkeypatch.setattr(build_module, "build_guard", fake_build_guard)
+    app = create_app(LazyGuard(model="org/served-model"))
+    body = {"messages": USER, "max_tokens": 4}
+    with TestClient(app) as http:
+        assert http.get("/v1/models").json()["data"][0]["id"] == "org/served-model"
+        assert built == []  # nothing loads until a request needs the model
+        assert http.post("/v1/chat/completions", json=body).status_code == 200
+        assert http.post("/v1/chat/completions", json={**body, "stream": True}).status_code == 200
+    assert built == [{"model": "org/served-model"}]

@@ -49,11 +49,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._version import __version__
+from ..build import LazyGuard
 from ..errors import InferenceGuardError, SafetyExhaustedError
 from ..guard import InferenceGuard
-from ..result import GuardResult
+from ..reply import ReplyAssembler, final_reply
+from ..result import GuardResult, StreamChunk
 from .convert import (
-    ChunkTranslator,
+    ChunkFormat,
     GuardCall,
     completion,
     error_body,
@@ -86,7 +88,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(
-    guard: InferenceGuard,
+    guard: InferenceGuard | LazyGuard,
     *,
     api_key: str | None = None,
     max_concurrent: int = 4,
@@ -97,9 +99,11 @@ def create_app(
     """Build the OpenAI-compatible app around one guard.
 
     Args:
-        guard: the :class:`~inferenceguard.InferenceGuard` that answers every request; its
-            ``config`` holds the server's safety and search settings (clients may change
-            only the sampling fields listed in :func:`.convert.guard_call`).
+        guard: the :class:`~inferenceguard.InferenceGuard` that answers every request, or a
+            :class:`~inferenceguard.LazyGuard` that builds it on the first request (in a
+            worker thread, once); its ``config`` holds the server's safety and search
+            settings (clients may change only the sampling fields listed in
+            :func:`.convert.guard_call`).
         api_key: when set, every ``/v1`` request needs ``Authorization: Bearer <api_key>``
             (else 401). ``/health`` stays open.
         max_concurrent: requests running at once; the guard interleaves their steps.
@@ -111,7 +115,8 @@ def create_app(
         The FastAPI application; serve it with uvicorn (``inferenceguard serve`` does).
     """
     queue = AdmissionQueue(max_concurrent=max_concurrent, max_queue=max_queue)
-    name = model_name or guard.lm.model_id
+    lazy = guard if isinstance(guard, LazyGuard) else LazyGuard(guard)
+    name = model_name or lazy.model_name
     app = FastAPI(
         title="InferenceGuard",
         version=__version__,
@@ -148,22 +153,21 @@ def create_app(
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
         """Answer a conversation; see the module docstring."""
         call = guard_call(body)
+        # Loading models blocks: off the event loop, once (LazyGuard holds the lock).
+        served = lazy.built or await asyncio.to_thread(lazy.get)
         ticket = queue.ticket()
         if call.stream:
-            return await _stream(request, guard, call, ticket, name)
+            return await _stream(request, served, call, ticket, name)
         try:
-            result = await _unless_disconnected(request, _generate(guard, call, ticket))
+            result = await _unless_disconnected(request, _generate(served, call, ticket))
         except _ClientGone:
             return Response(status_code=499)
         finally:
             ticket.release()
-        reply = completion(
-            result,
-            model=name,
-            parse_tools=call.parse_tools,
-            parallel_tool_calls=call.parallel_tool_calls,
+        final = final_reply(
+            result, parse_tools=call.parse_tools, parallel_tool_calls=call.parallel_tool_calls
         )
-        return JSONResponse(reply.model_dump(mode="json"))
+        return JSONResponse(completion(final, model=name).model_dump(mode="json"))
 
     return app
 
@@ -177,65 +181,86 @@ async def _generate(guard: InferenceGuard, call: GuardCall, ticket: Ticket) -> G
             return exc.result
 
 
+class _SSEReply:
+    """One streamed request: the guard's stream, through the reply assembler, as SSE text."""
+
+    def __init__(self, guard: InferenceGuard, call: GuardCall, ticket: Ticket, model: str) -> None:
+        self.assembler = ReplyAssembler(
+            parse_tools=call.parse_tools, parallel_tool_calls=call.parallel_tool_calls
+        )
+        self.format = ChunkFormat(model=model, include_usage=call.include_usage)
+        self.stream = guard.astream(call.messages, **call.kwargs())
+        self.ticket = ticket
+
+    def feed(self, item: StreamChunk) -> list[str]:
+        """The SSE events of one guard chunk."""
+        return [_sse(c) for e in self.assembler.feed(item) for c in self.format.chunks(e)]
+
+    def finish(self, result: GuardResult) -> list[str]:
+        """The closing SSE events for a result that came as ``SafetyExhaustedError``."""
+        return [_sse(c) for e in self.assembler.finish(result) for c in self.format.chunks(e)]
+
+    async def first(self) -> list[str]:
+        """Wait for a slot and the first item, so request errors still get a 4xx status."""
+        await self.ticket.acquire()
+        try:
+            return self.feed(await anext(self.stream))
+        except SafetyExhaustedError as exc:
+            return self.finish(exc.result)
+
+    async def rest(self) -> AsyncIterator[str]:
+        """The events after the first item, until the stream ends."""
+        if self.assembler.final is not None:
+            return
+        try:
+            async for item in self.stream:
+                for event in self.feed(item):
+                    yield event
+        except SafetyExhaustedError as exc:
+            for event in self.finish(exc.result):
+                yield event
+
+    async def close(self) -> None:
+        """Free the admission slot and stop the search (idempotent)."""
+        self.ticket.release()
+        await self.stream.aclose()
+
+
 async def _stream(
     request: Request, guard: InferenceGuard, call: GuardCall, ticket: Ticket, model: str
 ) -> Response:
-    translator = ChunkTranslator(
-        model=model,
-        parse_tools=call.parse_tools,
-        include_usage=call.include_usage,
-        parallel_tool_calls=call.parallel_tool_calls,
-    )
-    stream = guard.astream(call.messages, **call.kwargs())
-
-    async def close() -> None:
-        ticket.release()
-        await stream.aclose()
-
-    async def prime() -> list[ChatCompletionChunk]:
-        # Wait for a slot and the first item, so request errors still get a 4xx status.
-        await ticket.acquire()
-        try:
-            return translator.feed(await anext(stream))
-        except SafetyExhaustedError as exc:
-            return translator.finish(exc.result)
-
+    reply = _SSEReply(guard, call, ticket, model)
     try:
-        first = await _unless_disconnected(request, prime())
+        first = await _unless_disconnected(request, reply.first())
     except _ClientGone:
-        await close()
+        await reply.close()
         return Response(status_code=499)
     except BaseException:
-        await close()
+        await reply.close()
         raise
 
     async def events() -> AsyncIterator[str]:
         try:
-            yield _sse(translator.start())
-            for chunk in first:
-                yield _sse(chunk)
-            if translator.result is None:
-                try:
-                    async for item in stream:
-                        for chunk in translator.feed(item):
-                            yield _sse(chunk)
-                except SafetyExhaustedError as exc:
-                    for chunk in translator.finish(exc.result):
-                        yield _sse(chunk)
-                except Exception as exc:
-                    # Headers are sent: report in-band, as OpenAI does, and end the stream.
-                    logger.error("stream failed", exc_info=exc)
-                    yield f"data: {json.dumps(error_response(exc)[1])}\n\n"
-                    return
+            yield _sse(reply.format.start())
+            for event in first:
+                yield event
+            try:
+                async for event in reply.rest():
+                    yield event
+            except Exception as exc:
+                # Headers are sent: report in-band, as OpenAI does, and end the stream.
+                logger.error("stream failed", exc_info=exc)
+                yield f"data: {json.dumps(error_response(exc)[1])}\n\n"
+                return
             yield "data: [DONE]\n\n"
         finally:
-            await close()
+            await reply.close()
 
     body = events()
 
     async def on_close() -> None:
         await body.aclose()
-        await close()
+        await reply.close()
 
     return _EventStream(body, on_close=on_close)
 

@@ -5,11 +5,12 @@ Nothing here runs a model or touches the network; each function is tested on its
 * :func:`guard_call` — a :class:`~.schemas.ChatCompletionRequest` → the arguments of
   :meth:`InferenceGuard.astream <inferenceguard.InferenceGuard.astream>`.
 * :func:`finish_reason` — the guard's finish reason → OpenAI's.
-* :func:`visible_content` / :func:`split_tool_calls` — generated text → what may be
-  streamed now, and the final content plus tool calls.
-* :func:`completion` — a :class:`~inferenceguard.GuardResult` → a ``chat.completion``.
-* :class:`ChunkTranslator` — the core's :class:`~inferenceguard.StreamChunk` items →
-  ``chat.completion.chunk`` objects (the one streaming path).
+* :func:`completion` — a finished reply (:class:`~inferenceguard.reply.FinalReply`) → a
+  ``chat.completion``.
+* :class:`ChunkFormat` — the core's reply events (:mod:`inferenceguard.reply`: content
+  deltas, then the final reply) → ``chat.completion.chunk`` objects (the one streaming
+  path; :class:`~inferenceguard.reply.ReplyAssembler` decides what is content, what is a
+  tool call and what is an invalid tool call, as for every front end).
 * :func:`error_response` — any exception → an HTTP status and an OpenAI error body.
 
 Finish reasons: ``stop`` → ``stop``; ``length`` → ``length``; ``safety`` (no safe
@@ -17,7 +18,9 @@ continuation: the answer stops at the last verified prefix or is the refusal tex
 ``content_filter``; ``timeout`` (``GuardConfig.max_time``) → ``length``, because, as with a
 token limit, the answer was cut short for a resource limit rather than for safety. A
 complete tool call in an answer that ended normally → ``tool_calls``. The guard's own
-reason is always in ``safety.finish_reason``.
+reason is always in ``safety.finish_reason``. A malformed call, or one cut off before
+``</tool_call>``, is never a tool call: it is reported in the message's (or the last
+delta's) ``invalid_tool_calls``, an InferenceGuard extension, with its raw text.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import request_overrides
 from ..errors import (
     ConfigError,
     ContextLengthError,
@@ -37,8 +41,9 @@ from ..errors import (
     InputError,
     ResourceError,
 )
-from ..result import GuardResult, StreamChunk
-from ..tools import CALL_CLOSE, CALL_OPEN, ToolCall, parse_tool_calls, visible_content
+from ..reply import ContentDelta, FinalReply, ReplyEvent
+from ..result import GuardResult
+from ..tools import ToolCall
 from .schemas import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -50,6 +55,7 @@ from .schemas import (
     ErrorResponse,
     FinishReason,
     FunctionCall,
+    InvalidToolCall,
     ResponseMessage,
     ToolCallDelta,
     Usage,
@@ -57,10 +63,8 @@ from .schemas import (
 from .schemas import ToolCall as ToolCallModel
 
 __all__ = [
-    "CALL_CLOSE",
-    "CALL_OPEN",
     "FINISH_REASONS",
-    "ChunkTranslator",
+    "ChunkFormat",
     "GuardCall",
     "completion",
     "completion_id",
@@ -69,11 +73,9 @@ __all__ = [
     "finish_reason",
     "guard_call",
     "safety_payload",
-    "split_tool_calls",
     "usage",
     "validation_message",
     "validation_param",
-    "visible_content",
 ]
 
 
@@ -119,25 +121,19 @@ class GuardCall:
 def guard_call(request: ChatCompletionRequest) -> GuardCall:
     """Translate a validated request into guard arguments.
 
-    ``temperature=0`` or ``top_p=0`` means greedy decoding (``do_sample=False``);
-    ``max_completion_tokens`` (or ``max_tokens``) becomes ``max_new_tokens``; ``stop`` a
-    list; ``seed`` is passed through. Safety settings (budget, candidates, strategy) are
-    the server's and cannot be changed by a client.
+    The sampling settings are mapped by :func:`inferenceguard.config.request_overrides`,
+    like every front end's: ``temperature=0`` or ``top_p=0`` means greedy decoding,
+    ``max_completion_tokens`` (or ``max_tokens``) becomes ``max_new_tokens``, a string
+    ``stop`` is one stop string. Safety settings (budget, candidates, strategy) are the
+    server's and cannot be changed by a client.
     """
-    overrides: dict[str, Any] = {}
-    if request.max_new_tokens is not None:
-        overrides["max_new_tokens"] = request.max_new_tokens
-    if request.temperature == 0 or request.top_p == 0:
-        overrides["do_sample"] = False
-    else:
-        if request.temperature is not None:
-            overrides["temperature"] = request.temperature
-        if request.top_p is not None:
-            overrides["top_p"] = request.top_p
-    if request.seed is not None:
-        overrides["seed"] = request.seed
-    if request.stop is not None:
-        overrides["stop"] = [request.stop] if isinstance(request.stop, str) else list(request.stop)
+    overrides = request_overrides(
+        temperature=request.temperature,
+        top_p=request.top_p,
+        max_tokens=request.max_new_tokens,
+        stop=request.stop,
+        seed=request.seed,
+    )
     tools = [t.model_dump(exclude_none=True) for t in request.tools] if request.tools else None
     choice = request.tool_choice
     if choice is not None and not isinstance(choice, str):
@@ -154,42 +150,6 @@ def guard_call(request: ChatCompletionRequest) -> GuardCall:
 
 
 # --------------------------------------------------------------------------- output
-def split_tool_calls(text: str, *, complete: bool = True) -> tuple[str, list[ToolCall]]:
-    """Split an answer into content and well-formed tool calls.
-
-    Each ``<tool_call>…</tool_call>`` segment is parsed by
-    :func:`inferenceguard.tools.parse_tool_calls`. A segment that does not parse, or one
-    cut off before ``</tool_call>`` when the answer did not end normally (``complete``
-    False), stays in the content as text.
-
-    Returns:
-        ``(content, calls)``; ``content`` always starts with
-        ``visible_content(text, parse_tools=True)``, so a stream can finish with a delta.
-    """
-    start = text.find(CALL_OPEN)
-    if start < 0:
-        return text, []
-    head = text[:start].rstrip()
-    pieces: list[str] = []
-    calls: list[ToolCall] = []
-    pos = start
-    while pos >= 0:
-        close = text.find(CALL_CLOSE, pos)
-        end = len(text) if close < 0 else close + len(CALL_CLOSE)
-        segment = text[pos:end]
-        _, parsed = parse_tool_calls(segment)
-        if len(parsed) == 1 and (close >= 0 or complete):
-            calls.append(parsed[0])
-        else:
-            pieces.append(segment)
-        pos = text.find(CALL_OPEN, end)
-        pieces.append(text[end : pos if pos >= 0 else len(text)])
-    if not calls:
-        return text, []
-    tail = "".join(pieces).strip()
-    return (f"{head}\n{tail}" if head and tail else head or tail), calls
-
-
 def finish_reason(result: GuardResult, *, has_tool_calls: bool) -> FinishReason:
     """OpenAI's finish reason for a result (see the module docstring)."""
     if has_tool_calls and result.finish_reason == "stop":
@@ -216,84 +176,50 @@ def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
 
-def _final_parts(
-    result: GuardResult, *, parse_tools: bool, parallel_tool_calls: bool
-) -> tuple[str, list[ToolCall]]:
-    if not parse_tools:
-        return result.text, []
-    content, calls = split_tool_calls(result.text, complete=result.finish_reason == "stop")
-    return content, calls if parallel_tool_calls else calls[:1]
-
-
 def _function(call: ToolCall) -> FunctionCall:
     return FunctionCall(
         name=call["name"], arguments=json.dumps(call["arguments"], ensure_ascii=False)
     )
 
 
-def completion(
-    result: GuardResult,
-    *,
-    model: str,
-    parse_tools: bool,
-    parallel_tool_calls: bool = True,
-    id: str | None = None,
-) -> ChatCompletion:
-    """A ``chat.completion`` body for a finished request."""
-    content, calls = _final_parts(
-        result, parse_tools=parse_tools, parallel_tool_calls=parallel_tool_calls
-    )
+def _invalid(final: FinalReply) -> list[InvalidToolCall] | None:
+    return [InvalidToolCall(**call) for call in final.invalid_tool_calls] or None
+
+
+def completion(final: FinalReply, *, model: str, id: str | None = None) -> ChatCompletion:
+    """A ``chat.completion`` body for a finished reply."""
+    calls = final.tool_calls
     message = ResponseMessage(
-        content=content if content or not calls else None,
+        content=final.content if final.content or not calls else None,
         tool_calls=[ToolCallModel(id=c["id"], function=_function(c)) for c in calls] or None,
+        invalid_tool_calls=_invalid(final),
     )
+    reason = finish_reason(final.result, has_tool_calls=bool(calls))
     return ChatCompletion(
         id=id or completion_id(),
         model=model,
-        choices=[
-            Choice(message=message, finish_reason=finish_reason(result, has_tool_calls=bool(calls)))
-        ],
-        usage=usage(result),
-        safety=safety_payload(result),
+        choices=[Choice(message=message, finish_reason=reason)],
+        usage=usage(final.result),
+        safety=safety_payload(final.result),
     )
 
 
-class ChunkTranslator:
-    """Turns the core's stream into ``chat.completion.chunk`` objects.
+@dataclass(frozen=True)
+class ChunkFormat:
+    """Maps one stream's reply events to ``chat.completion.chunk`` objects.
 
-    Feed it every :class:`~inferenceguard.StreamChunk`. :meth:`start` gives the opening
-    chunk (``delta.role``). Committed text comes back as content chunks right away (with
-    tools, text from ``<tool_call>`` on is held back). The core's final item produces the
-    last chunks: any remaining content, one chunk with all ``tool_calls``, the chunk with
-    ``finish_reason`` and ``safety``, and, with ``include_usage``, a chunk with empty
-    ``choices`` and the ``usage``.
-
-    Args:
-        model: the served model's name.
-        parse_tools: whether tools were given (and ``tool_choice`` is not ``none``).
-        include_usage: ``stream_options.include_usage``.
-        parallel_tool_calls: ``False`` keeps only the first tool call.
+    :meth:`start` gives the opening chunk (``delta.role``). A content delta is a content
+    chunk. The final reply gives one chunk with all ``tool_calls`` (and the
+    ``invalid_tool_calls``), the chunk with ``finish_reason`` and ``safety``, and, with
+    ``include_usage``, a chunk with empty ``choices`` and the ``usage``.
     """
 
-    def __init__(
-        self,
-        *,
-        model: str,
-        parse_tools: bool,
-        include_usage: bool = False,
-        parallel_tool_calls: bool = True,
-        id: str | None = None,
-        created: int | None = None,
-    ) -> None:
-        self.id = id or completion_id()
-        self.created = int(time.time()) if created is None else created
-        self.model = model
-        self.parse_tools = parse_tools
-        self.include_usage = include_usage
-        self.parallel_tool_calls = parallel_tool_calls
-        self.text = ""
-        self.emitted = ""
-        self.result: GuardResult | None = None
+    model: str
+    """The served model's name."""
+    include_usage: bool = False
+    """``stream_options.include_usage``."""
+    id: str = field(default_factory=completion_id)
+    created: int = field(default_factory=lambda: int(time.time()))
 
     def _chunk(self, choices: list[ChunkChoice], **extra: Any) -> ChatCompletionChunk:
         return ChatCompletionChunk(
@@ -309,40 +235,23 @@ class ChunkTranslator:
         """The opening chunk: ``{"role": "assistant", "content": ""}``."""
         return self._chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])
 
-    def feed(self, item: StreamChunk) -> list[ChatCompletionChunk]:
-        """Convert one core stream item to zero or more chunks."""
-        if item.result is not None:
-            return self.finish(item.result)
-        self.text += item.delta
-        return self._content(visible_content(self.text, parse_tools=self.parse_tools))
-
-    def _content(self, content: str) -> list[ChatCompletionChunk]:
-        if len(content) <= len(self.emitted) or not content.startswith(self.emitted):
-            return []
-        delta, self.emitted = content[len(self.emitted) :], content
-        return [self._chunk([ChunkChoice(delta=Delta(content=delta))])]
-
-    def finish(self, result: GuardResult) -> list[ChatCompletionChunk]:
-        """The closing chunks for the final result (also used for ``SafetyExhaustedError``)."""
-        self.result = result
-        content, calls = _final_parts(
-            result, parse_tools=self.parse_tools, parallel_tool_calls=self.parallel_tool_calls
-        )
-        out = self._content(content)
-        if calls:
+    def chunks(self, event: ReplyEvent) -> list[ChatCompletionChunk]:
+        """The chunks of one reply event."""
+        if isinstance(event, ContentDelta):
+            return [self._chunk([ChunkChoice(delta=Delta(content=event.text))])]
+        out = []
+        if event.tool_calls or event.invalid_tool_calls:
             deltas = [
                 ToolCallDelta(index=i, id=c["id"], function=_function(c))
-                for i, c in enumerate(calls)
+                for i, c in enumerate(event.tool_calls)
             ]
-            out.append(self._chunk([ChunkChoice(delta=Delta(tool_calls=deltas))]))
-        reason = finish_reason(result, has_tool_calls=bool(calls))
-        out.append(
-            self._chunk(
-                [ChunkChoice(delta=Delta(), finish_reason=reason)], safety=safety_payload(result)
-            )
-        )
+            delta = Delta(tool_calls=deltas or None, invalid_tool_calls=_invalid(event))
+            out.append(self._chunk([ChunkChoice(delta=delta)]))
+        reason = finish_reason(event.result, has_tool_calls=bool(event.tool_calls))
+        choice = ChunkChoice(delta=Delta(), finish_reason=reason)
+        out.append(self._chunk([choice], safety=safety_payload(event.result)))
         if self.include_usage:
-            out.append(self._chunk([], usage=usage(result)))
+            out.append(self._chunk([], usage=usage(event.result)))
         return out
 
 

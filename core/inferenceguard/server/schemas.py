@@ -35,6 +35,7 @@ __all__ = [
     "ErrorResponse",
     "FunctionCall",
     "FunctionDefinition",
+    "InvalidToolCall",
     "ModelCard",
     "ModelList",
     "NamedToolChoice",
@@ -266,6 +267,18 @@ class ToolCall(BaseModel):
     function: FunctionCall
 
 
+class InvalidToolCall(BaseModel):
+    """A malformed or cut-off tool call (an InferenceGuard extension; never run as a call)."""
+
+    id: str
+    name: str | None = None
+    """The tool name, when one could be read."""
+    arguments: str
+    """The raw generated text of the call, ``<tool_call>`` tags included."""
+    error: str
+    """Why it is not a call (bad JSON, no name, cut off before ``</tool_call>`` …)."""
+
+
 class ResponseMessage(BaseModel):
     """The assistant message of a choice."""
 
@@ -276,12 +289,15 @@ class ResponseMessage(BaseModel):
     """Always ``null``: a guard refusal is ordinary content, flagged by ``finish_reason``."""
     tool_calls: list[ToolCall] | None = None
     """Tool calls, when the model called tools."""
+    invalid_tool_calls: list[InvalidToolCall] | None = None
+    """Malformed or cut-off calls, as text (an InferenceGuard extension)."""
 
     @model_serializer(mode="wrap")
     def _drop_empty_tool_calls(self, handler: Any) -> dict[str, Any]:
         data = handler(self)
-        if data.get("tool_calls") is None:
-            data.pop("tool_calls", None)
+        for key in ("tool_calls", "invalid_tool_calls"):
+            if data.get(key) is None:
+                data.pop(key, None)
         return data
 
 
@@ -326,6 +342,8 @@ class Delta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
+    invalid_tool_calls: list[InvalidToolCall] | None = None
+    """Malformed or cut-off calls, sent once at the end (an InferenceGuard extension)."""
 
     @model_serializer(mode="wrap")
     def _drop_none(self, handler: Any) -> dict[str, Any]:

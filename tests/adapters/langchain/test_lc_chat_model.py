@@ -16,10 +16,10 @@ from langchain_core.prompts import ChatPromptTemplate
 from pydantic import ValidationError
 
 from inferenceguard import InferenceGuard, SafetyReport
+from inferenceguard import build as build_module
 from inferenceguard.errors import ConfigError, ContextLengthError, InputError
 from inferenceguard.testing import keyword_cost
 from langchain_inferenceguard import ChatInferenceGuard
-from langchain_inferenceguard import chat_models as chat_models_module
 
 MakeLLM = Callable[..., ChatInferenceGuard]
 PROMPTS = ["Hello", "Tell me a story.", "What is 2 + 2?", "Name a colour."]
@@ -53,7 +53,7 @@ def test_construction_loads_nothing_and_the_first_call_builds_the_guard_once(
         calls.append(kwargs)
         return tiny
 
-    monkeypatch.setattr(chat_models_module, "build_guard", fake_build_guard)
+    monkeypatch.setattr(build_module, "build_guard", fake_build_guard)
     llm = ChatInferenceGuard(
         model="some/model",
         cost_model="my-cost",

@@ -24,17 +24,17 @@ from pydantic import BaseModel, Field
 from inferenceguard import GuardConfig, GuardResult, SafetyReport, StreamChunk
 from inferenceguard.errors import InputError
 from inferenceguard.messages import normalize_messages
+from inferenceguard.reply import ReplyAssembler
+from inferenceguard.tools import split_tool_calls, visible_content
 from langchain_inferenceguard._convert import (
-    ChunkAssembler,
     convert_message,
     convert_messages,
     convert_tools,
     guard_overrides,
     normalize_tool_choice,
+    reply_chunks,
     response_metadata,
-    split_tool_calls,
     usage_metadata,
-    visible_content,
 )
 
 CALL = '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>'
@@ -237,56 +237,6 @@ def test_temperature_zero_means_greedy() -> None:
 
 
 # --------------------------------------------------------------------------- output
-def test_split_plain_text_and_calls() -> None:
-    assert split_tool_calls("hello") == ("hello", [], [])
-    content, calls, invalid = split_tool_calls(f"Sure. {CALL}")
-    assert content == "Sure."
-    assert [(c["name"], c["args"], c["type"]) for c in calls] == [
-        ("add", {"a": 1, "b": 2}, "tool_call")
-    ]
-    assert invalid == []
-    content, calls, _ = split_tool_calls(f"{CALL}\n{CALL} done")
-    assert content == "done"
-    assert len(calls) == 2
-    assert calls[0]["id"] != calls[1]["id"]
-
-
-@pytest.mark.parametrize(
-    "payload",
-    [
-        "{not json}",
-        '{"arguments": {"a": 1}}',  # no name
-        '{"name": "add", "arguments": [1, 2]}',  # arguments not an object
-        '"just a string"',
-        '{"name": "add", "arguments": "{broken"}',
-    ],
-)
-def test_malformed_calls_become_invalid_tool_calls(payload: str) -> None:
-    text = f"<tool_call>{payload}</tool_call>"
-    content, calls, invalid = split_tool_calls(text)
-    assert calls == []
-    assert content == ""
-    assert len(invalid) == 1
-    assert invalid[0]["args"] == text
-    assert invalid[0]["error"]
-
-
-def test_unclosed_call_is_valid_only_when_generation_ended_normally() -> None:
-    text = '<tool_call>{"name": "add", "arguments": {"a": 1}}'
-    assert len(split_tool_calls(text, complete=True)[1]) == 1
-    _, calls, invalid = split_tool_calls(text, complete=False)
-    assert calls == []
-    assert invalid[0]["name"] == "add"
-    assert "cut off" in invalid[0]["error"]
-
-
-def test_visible_content_holds_back_possible_calls() -> None:
-    assert visible_content("Sure <tool", parse_tools=False) == "Sure <tool"
-    assert visible_content("Sure <tool", parse_tools=True) == "Sure"
-    assert visible_content("Sure <tool_call>{", parse_tools=True) == "Sure"
-    assert visible_content("a < b", parse_tools=True) == "a < b"
-
-
 def test_usage_and_response_metadata() -> None:
     result = make_result("hi", finish_reason="length", completion_tokens=3)
     assert usage_metadata(result) == {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
@@ -298,13 +248,17 @@ def test_usage_and_response_metadata() -> None:
 
 
 def _feed_all(text: str, cuts: list[int], *, parse_tools: bool, finish_reason: str = "stop"):
-    assembler = ChunkAssembler(model_name="m", parse_tools=parse_tools)
+    """The LangChain chunks of a stream of ``text`` committed in pieces cut at ``cuts``."""
+    assembler = ReplyAssembler(parse_tools=parse_tools)
     bounds = sorted({0, len(text), *(c % (len(text) + 1) for c in cuts)})
-    chunks = []
-    for a, b in itertools.pairwise(bounds):
-        chunks += assembler.feed(StreamChunk(delta=text[a:b]))
-    chunks += assembler.feed(StreamChunk(result=make_result(text, finish_reason)))
-    return chunks
+    items = [StreamChunk(delta=text[a:b]) for a, b in itertools.pairwise(bounds)]
+    items.append(StreamChunk(result=make_result(text, finish_reason)))
+    return [
+        chunk
+        for item in items
+        for event in assembler.feed(item)
+        for chunk in reply_chunks(event, "m")
+    ]
 
 
 def test_assembler_reports_usage_and_metadata_once_on_the_last_chunk() -> None:
@@ -349,31 +303,17 @@ protocol_text_st = st.lists(piece_st, max_size=12).map("".join)
 
 
 @settings(max_examples=300)
-@given(protocol_text_st, st.booleans())
-def test_split_never_raises_and_only_returns_well_formed_calls(text: str, complete: bool) -> None:
-    content, calls, invalid = split_tool_calls(text, complete=complete)
-    for call in calls:
-        assert isinstance(call["name"], str)
-        assert call["name"]
-        assert isinstance(call["args"], dict)
-        assert json.dumps(call["name"]) in text
-    for bad in invalid:
-        assert bad["args"].startswith("<tool_call>")
-    assert content.startswith(visible_content(text, parse_tools=True))
-
-
-@settings(max_examples=300)
 @given(protocol_text_st, st.lists(st.integers(0, 400), max_size=6), st.booleans())
 def test_streamed_merge_equals_split_and_never_repairs_invalid_calls(
     text: str, cuts: list[int], complete: bool
 ) -> None:
     chunks = _feed_all(text, cuts, parse_tools=True, finish_reason="stop" if complete else "safety")
     full = merge(chunks)
-    content, calls, invalid = split_tool_calls(text, complete=complete)
+    content, calls, invalid = split_tool_calls(text)
     assert full.content == content
     # LangChain re-parses merged tool-call chunks leniently; an invalid call must stay invalid.
     assert [(c["name"], c["args"]) for c in full.tool_calls] == [
-        (c["name"], c["args"]) for c in calls
+        (c["name"], c["arguments"]) for c in calls
     ]
     assert len(full.invalid_tool_calls) == len(invalid)
     # Content is never taken back: each chunk extends the text streamed before it.
@@ -399,4 +339,5 @@ def test_truncated_calls_are_never_valid_after_a_safety_stop(args: dict, cut: in
     chunks = _feed_all(text, [cut // 2], parse_tools=True, finish_reason="safety")
     merged = merge(chunks)
     assert merged.tool_calls == []
-    assert split_tool_calls(text, complete=False)[1] == []
+    assert len(merged.invalid_tool_calls) == (1 if text.startswith("<tool_call>") else 0)
+    assert split_tool_calls(text)[1] == []

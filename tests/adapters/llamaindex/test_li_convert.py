@@ -6,9 +6,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from li_helpers import ADD_CALL, add_tool
+from li_helpers import add_tool
 from llama_index.core.base.llms.types import (
     CachePoint,
     ChatMessage,
@@ -25,18 +23,15 @@ from llama_index.core.llms.llm import ToolSelection
 from inferenceguard import GuardResult, InputError, SafetyReport
 from inferenceguard.messages import normalize_messages
 from llamaindex_inferenceguard._convert import (
-    extend_streamed,
     force_single_tool_call,
     response_raw,
     spec_id,
-    split_tool_calls,
     to_assistant_message,
     to_core_message,
     to_core_messages,
     to_openai_tools,
     token_counts,
     tool_selections,
-    visible_stream_text,
 )
 
 
@@ -170,74 +165,6 @@ def test_long_tool_descriptions_are_accepted() -> None:
 
 
 # ---------------------------------------------------------------------- text out
-def test_split_tool_calls() -> None:
-    content, calls = split_tool_calls("Let me add. " + ADD_CALL)
-    assert content == "Let me add."
-    assert [(c["name"], c["arguments"]) for c in calls] == [("add", {"a": 2, "b": 3})]
-    assert split_tool_calls("plain text") == ("plain text", [])
-    bad = '<tool_call>{"name": "add", "arguments": {"a": 2, "b": "</tool_call>'
-    assert split_tool_calls(bad) == (bad, [])
-
-
-@pytest.mark.parametrize(
-    ("text", "visible"),
-    [
-        ("Hello", "Hello"),
-        ("Hello ", "Hello"),
-        ("Hello <", "Hello"),
-        ("Hello <tool_", "Hello"),
-        ("Hello <tool_call>{", "Hello"),
-        ("Hello <tool_call>{...}</tool_call> after", "Hello"),
-        ("a < b", "a < b"),
-        ("<tool_call>", ""),
-    ],
-)
-def test_visible_stream_text(text: str, visible: str) -> None:
-    assert visible_stream_text(text) == visible
-
-
-TEXTS = [
-    "Let me add them. " + ADD_CALL,
-    "  Leading space then " + ADD_CALL + " and after.",
-    "No call, a < b and <tool ending",
-    ADD_CALL + ADD_CALL,
-    "a" + '<tool_call>{"broken": </tool_call>' + " tail",
-]
-
-
-@pytest.mark.parametrize("text", TEXTS)
-def test_streamed_content_grows_and_ends_as_the_final_content(text: str) -> None:
-    emitted = ""
-    for end in range(len(text) + 1):
-        visible = visible_stream_text(text[:end])
-        assert visible.startswith(emitted), "streamed content never changes what was shown"
-        emitted = max(emitted, visible, key=len)
-    content, _ = split_tool_calls(text)
-    final = extend_streamed(emitted, content)
-    assert final.startswith(emitted)
-    assert final.strip() == content.strip()
-
-
-@given(
-    st.lists(st.sampled_from(["a", " ", "<", "tool_", "call>", "<tool_call>", "</tool_call>"])).map(
-        "".join
-    )
-)
-def test_visible_stream_text_is_monotone(text: str) -> None:
-    shown = ""
-    for end in range(len(text) + 1):
-        visible = visible_stream_text(text[:end])
-        assert visible.startswith(shown)
-        shown = visible
-        assert "<tool_call>" not in visible
-
-
-def test_extend_streamed() -> None:
-    assert extend_streamed("Hi", "Hi there") == "Hi there"
-    assert extend_streamed("  Hi", "Hi there") == "  Hi there"
-    assert extend_streamed("abc", "xyz") == "xyz"
-
-
 def test_to_assistant_message() -> None:
     plain = to_assistant_message("Hello")
     assert plain.role == MessageRole.ASSISTANT and plain.content == "Hello"

@@ -20,9 +20,9 @@ from inferenceguard import (
     InputError,
     ModelLoadError,
 )
+from inferenceguard import build as build_module
 from inferenceguard.testing import keyword_cost
 from llamaindex_inferenceguard import InferenceGuardLLM
-from llamaindex_inferenceguard import base as li_base
 
 TINY = {**FAST_SEARCH, "block_len": 4, "max_new_tokens": 8}
 """Plain chats on the random model: 2 blocks of 4 tokens, 2 candidates."""
@@ -150,6 +150,38 @@ def test_settings_apply_per_request_without_touching_a_shared_guard(make_guard) 
     assert llm.metadata.num_output == 6
 
 
+def test_temperature_zero_means_greedy(make_guard) -> None:
+    # It was rejected by a pydantic error outside the library's error tree; it means greedy
+    # decoding in every front end, at construction and per request.
+    llm = InferenceGuardLLM(guard=make_guard(**TINY), temperature=0)
+    assert llm.config.do_sample is False
+    assert llm.chat(user()).raw["safety"]["config"]["do_sample"] is False
+    sampled = InferenceGuardLLM(guard=make_guard(**TINY), temperature=0.5)
+    used = sampled.chat(user(), temperature=0).raw["safety"]["config"]
+    assert used["do_sample"] is False
+
+
+def test_request_settings_use_the_one_mapping(make_guard) -> None:
+    llm = InferenceGuardLLM(guard=make_guard(**TINY))
+    used = llm.chat(user(), stop="END", max_tokens=3).raw["safety"]["config"]
+    assert used["stop"] == ["END"]  # one stop string, not three one-letter ones
+    assert used["max_new_tokens"] == 3
+
+
+@pytest.mark.parametrize("api", ["chat", "complete"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("script", ["Paris is lovely.", "Held back <tool"])
+async def test_the_last_streamed_response_carries_raw(tiny_lm, api, mode, script) -> None:
+    llm = scripted_llm(tiny_lm, script)
+    final, items = await call_llm(llm, api, mode, True, tools=[add_tool()])
+    text = final.message.content if api == "chat" else final.text
+    assert text == script  # a held-back partial marker arrives on the last item
+    assert "".join(i.delta for i in items) == script
+    assert final.raw["usage"]["completion_tokens"] > 0
+    assert final.raw["safety"]["safe"] is True and final.raw["finish_reason"] == "stop"
+    assert all(isinstance(i.raw, dict) for i in items)
+
+
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_request_overrides_reach_the_guard(make_guard, mode: str) -> None:
     llm = InferenceGuardLLM(guard=make_guard(**TINY))
@@ -187,7 +219,7 @@ def test_nothing_loads_until_first_use(monkeypatch, make_guard) -> None:
         built.append(kwargs)
         return guard
 
-    monkeypatch.setattr(li_base, "build_guard", fake_build_guard)
+    monkeypatch.setattr(build_module, "build_guard", fake_build_guard)
     cost = keyword_cost(["bomb"])
     llm = InferenceGuardLLM(
         model="org/some-model",
