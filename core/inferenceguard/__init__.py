@@ -22,7 +22,6 @@ from .errors import (
     ScorerError,
 )
 from .guard import InferenceGuard
-from .guard import build_guard as build_guard  # cli/_common.py calls inferenceguard.build_guard
 from .lm import LocalLM, SamplerSettings
 from .result import GuardResult, SafetyReport, StreamChunk
 from .scorers.base import CostModel, RewardModel
