@@ -136,7 +136,7 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def _list() -> int:
-    from .strategies import PRESETS
+    from .presets import PRESETS
     from .tasks import BUILTIN_SETS
 
     print("built-in prompt sets (--harmful/--benign/--prompts NAME):")
