@@ -1,4 +1,4 @@
-"""Named strategy presets for the evaluation: a name plus :class:`~inferenceguard.GuardConfig` overrides.
+"""Named strategy presets: a name plus :class:`~inferenceguard.GuardConfig` overrides.
 
 A strategy spec is written ``NAME[:KEY=VALUE,KEY=VALUE...]``::
 
