@@ -360,14 +360,18 @@ def _plan(
     guard: InferenceGuard,
     specs: list[StrategySpec],
     prompt_sets: Sequence[PromptSet],
-    common: dict[str, Any],
+    overrides: Mapping[str, Any] | None,
     *,
+    max_new_tokens: int | None,
     seed: int,
     prefix_stride: int,
     plain_strategy: str | None,
     info: ProcessInfo,
 ) -> _Plan:
     """Each strategy's config and guard, and the run's settings (``run.json``)."""
+    common: dict[str, Any] = dict(overrides or {})
+    if max_new_tokens is not None:
+        common["max_new_tokens"] = max_new_tokens
     common.pop("seed", None)  # per prompt
     configs = {s.label: resolve_config(guard.config, s, common) for s in specs}
     if plain_strategy is None:
@@ -541,13 +545,10 @@ def evaluate(
             without a critic, or a folder holding a different run.
     """
     specs = _validate(guard, strategies, prompt_sets, prefix_stride)
-    common: dict[str, Any] = dict(overrides or {})
-    if max_new_tokens is not None:
-        common["max_new_tokens"] = max_new_tokens
     info = init_distributed()
     plan = _plan(
-        guard, specs, prompt_sets, common, seed=seed, prefix_stride=prefix_stride,
-        plain_strategy=plain_strategy, info=info,
+        guard, specs, prompt_sets, overrides, max_new_tokens=max_new_tokens, seed=seed,
+        prefix_stride=prefix_stride, plain_strategy=plain_strategy, info=info,
     )  # fmt: skip
     out = Path(out_dir)
     shards = ResumableShards(out / "shards", info)
