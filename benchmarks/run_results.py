@@ -49,12 +49,10 @@ if str(REPO / "core") not in sys.path:  # run from a checkout without installing
 
 import torch  # noqa: E402
 
-from inferenceguard import ArtifactError, CriticMismatchError, GuardConfig  # noqa: E402
+from inferenceguard import ArtifactError, CriticMismatchError, GuardConfig, build_guard  # noqa: E402
 from inferenceguard._io import atomic_write_text  # noqa: E402
+from inferenceguard.evaluation import evaluate, init_distributed, load_prompt_set  # noqa: E402
 from inferenceguard.evaluation.report import CAVEATS, markdown_table, render_markdown  # noqa: E402
-from inferenceguard.evaluation.runner import evaluate, init_distributed  # noqa: E402
-from inferenceguard.evaluation.tasks import load_prompt_set  # noqa: E402
-from inferenceguard.guard import build_guard  # noqa: E402
 
 BASELINES = (
     "plain",
