@@ -14,8 +14,8 @@ Settings (flags; every strategy gets the same prompts, seed per prompt, models, 
     --n-candidates 16       N for InferenceGuard, beam search and best-of-N (K = N/4)
     --block-len 16          B
     --strategies ...        default: plain best_of_n best_of_n_lagrangian beam
-                            beam_lagrangian args inferenceguard (+ inferenceguard+critic
-                            when the shipped critic loads)
+                            beam_lagrangian args inferenceguard (when the shipped critic
+                            loads: inferenceguard:use_critic=false inferenceguard+critic)
     --out benchmarks/results/default   records.jsonl, summary.json, report.md, plots/
     --threads 1             torch CPU threads
 
@@ -61,7 +61,6 @@ BASELINES = (
     "beam",
     "beam_lagrangian",
     "args",
-    "inferenceguard",
 )
 
 
@@ -138,9 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: running without the shipped critic: {exc}", file=sys.stderr)
         no_critic_reason = f"the shipped critic did not load: {type(exc).__name__}"
         guard = build_guard(critic=None, config=config, device=device)
+    # "inferenceguard" uses the guard's critic when one loaded; name the critic-free arm.
+    with_critic = ["inferenceguard:use_critic=false", "inferenceguard+critic"]
     strategies = args.strategies or [
         *BASELINES,
-        *(["inferenceguard+critic"] if guard.critic is not None else []),
+        *(with_critic if guard.critic is not None else ["inferenceguard"]),
     ]
     sets = [load_prompt_set(name, limit=args.n_prompts) for name in args.sets]
     run = evaluate(
