@@ -175,17 +175,22 @@ class ResumableShards:
         """Write one finished record to this rank's file, flushed to disk."""
         append_jsonl(self.path, record)
 
-    def merged(self, order: Sequence[str]) -> list[dict[str, Any]]:
-        """One record per key of ``order``, in that order; keys not in it are left out.
+    def merged(self, order: Sequence[str], *, keep_unlisted: bool = False) -> list[dict[str, Any]]:
+        """One record per key of ``order``, in that order.
 
-        A key written twice (two runs raced into one folder) keeps its first record.
+        A key written twice (two runs raced into one folder) keeps its first record. Keys
+        not in ``order`` (an earlier, larger run's) are left out, or with ``keep_unlisted``
+        follow the listed ones in key order.
         """
         position = {k: i for i, k in enumerate(order)}
         first: dict[str, dict[str, Any]] = {}
         for record in self.records():
-            if record.get(self.key) in position:
-                first.setdefault(record[self.key], record)
-        return sorted(first.values(), key=lambda r: position[r[self.key]])
+            key = record.get(self.key)
+            if key in position or (keep_unlisted and isinstance(key, str)):
+                first.setdefault(key, record)
+        return sorted(
+            first.values(), key=lambda r: (position.get(r[self.key], len(order)), r[self.key])
+        )
 
     def clear(self) -> None:
         """Delete every rank's records (a run started afresh)."""

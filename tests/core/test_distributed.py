@@ -17,6 +17,8 @@ def test_two_ranks_share_the_work_and_rank_0_merges_in_the_run_order(tmp_path):
     merged = ranks[0].merged(["k4", "k0", "k1", "k2", "k3"])
     assert [r["key"] for r in merged] == ["k4", "k0", "k1", "k2", "k3"]
     assert [r["key"] for r in ranks[0].merged(["k1"])] == ["k1"]  # other keys left out
+    kept = ranks[1].merged(["k3", "k1"], keep_unlisted=True)  # then the rest, by key
+    assert [r["key"] for r in kept] == ["k3", "k1", "k0", "k2", "k4"]
 
 
 def test_a_resumed_run_keeps_the_first_record_and_skips_a_torn_line(tmp_path):
