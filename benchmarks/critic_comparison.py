@@ -133,7 +133,7 @@ def markdown(rows: list[dict[str, Any]], n_harmful: int, n_benign: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-harmful", type=int, default=N_HARMFUL)
     parser.add_argument("--n-benign", type=int, default=N_BENIGN)
@@ -141,13 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-beams", type=int, default=N_BEAMS)
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    import torch
 
-    torch.set_num_threads(args.threads)
+def load_guard(args: argparse.Namespace) -> Any:
+    """The embedded defaults with the shipped critic, at the critic's own settings."""
     from inferenceguard import GuardConfig, InferenceGuard, LocalLM
-    from inferenceguard.critic.io import load_default_critic
+    from inferenceguard.critic import load_default_critic
     from inferenceguard.scorers.defaults import (
         load_default_cost_model,
         load_default_reward_model,
@@ -165,66 +165,60 @@ def main(argv: list[str] | None = None) -> int:
     critic = load_default_critic(lm, cost_model=cost, config=config)
     if critic is None:
         raise SystemExit("The shipped critic is missing or does not fit; see the log above.")
-    split = critic.metadata["data"]["split"]
-    seen = set(split["train"]) | set(split["val"])
-    prompts = pick_prompts(args.n_harmful, args.n_benign, seen)
-    guard = InferenceGuard(lm, cost, reward, critic=critic, config=config)
-    print(
-        f"{len(prompts)} prompts × {len(METHODS)} methods; N={config.n_candidates} "
-        f"K={config.n_beams} B={config.block_len} D={config.max_new_tokens} "
-        f"T={config.temperature}; cost {cost.id} (budget {cost.threshold}); critic test AUC "
-        f"{critic.metadata['metrics']['test'].get('auc')}",
-        flush=True,
-    )
-    records: list[dict[str, Any]] = []
-    started = time.perf_counter()
-    for i, (kind, source, text) in enumerate(prompts):
-        for name, overrides, enforced in METHODS:
-            run = guard.generate if enforced else guard.generate_unverified
-            t0 = time.perf_counter()
-            result = run(text, seed=SEED + i, **overrides)
-            seconds = time.perf_counter() - t0
-            rep = result.safety
-            score = float(reward.score([text], [result.text])[0])
-            records.append(
-                {
-                    "method": name,
-                    "kind": kind,
-                    "source": source,
-                    "prompt": text,
-                    "text": result.text,
-                    "finish_reason": result.finish_reason,
-                    "safe": rep.safe,
-                    "exhausted": rep.exhausted,
-                    "cost": rep.cost,
-                    "reward": score,
-                    "seconds": seconds,
-                    "tokens": result.completion_tokens,
-                    "critic_used": rep.critic_used,
-                }
-            )
-            print(
-                f"[{i + 1}/{len(prompts)} {kind:7s}] {name:26s} safe={rep.safe!s:5s} "
-                f"exhausted={rep.exhausted!s:5s} cost={rep.cost:.3f} reward={score:.3f} "
-                f"{seconds:5.1f}s  {result.text[:60]!r}",
-                flush=True,
-            )
-    total = time.perf_counter() - started
-    n_h = sum(k == "harmful" for k, _, _ in prompts)
-    table = markdown(summarise(records), n_h, len(prompts) - n_h)
-    meta = critic.metadata
-    body = "\n".join(
+    return InferenceGuard(lm, cost, reward, critic=critic, config=config)
+
+
+def measure(guard: Any, i: int, n: int, kind: str, source: str, text: str) -> list[dict[str, Any]]:
+    """Every method on prompt ``i`` of ``n``, at seed ``SEED + i``: one record each."""
+    records = []
+    for name, overrides, enforced in METHODS:
+        run = guard.generate if enforced else guard.generate_unverified
+        t0 = time.perf_counter()
+        result = run(text, seed=SEED + i, **overrides)
+        seconds = time.perf_counter() - t0
+        rep = result.safety
+        score = float(guard.reward_model.score([text], [result.text])[0])
+        records.append(
+            {
+                "method": name,
+                "kind": kind,
+                "source": source,
+                "prompt": text,
+                "text": result.text,
+                "finish_reason": result.finish_reason,
+                "safe": rep.safe,
+                "exhausted": rep.exhausted,
+                "cost": rep.cost,
+                "reward": score,
+                "seconds": seconds,
+                "tokens": result.completion_tokens,
+                "critic_used": rep.critic_used,
+            }
+        )
+        print(
+            f"[{i + 1}/{n} {kind:7s}] {name:26s} safe={rep.safe!s:5s} "
+            f"exhausted={rep.exhausted!s:5s} cost={rep.cost:.3f} reward={score:.3f} "
+            f"{seconds:5.1f}s  {result.text[:60]!r}",
+            flush=True,
+        )
+    return records
+
+
+def page(guard: Any, table: str, n_h: int, n_b: int, threads: int, total: float) -> str:
+    """The markdown page: settings, the table and how to read it."""
+    config, cost, meta = guard.config, guard.cost_model, guard.critic.metadata
+    return "\n".join(
         [
             "# Critic comparison (benchmarks/critic_comparison.py)",
             "",
-            f"Embedded defaults: {lm.model_id}, cost `{cost.id}` (budget {cost.threshold}), "
-            f"reward `{reward.id}`, shipped critic (val AUC {meta['metrics']['val'].get('auc')}, "
-            f"test AUC {meta['metrics']['test'].get('auc')}).",
+            f"Embedded defaults: {guard.lm.model_id}, cost `{cost.id}` (budget "
+            f"{cost.threshold}), reward `{guard.reward_model.id}`, shipped critic (val AUC "
+            f"{meta['metrics']['val'].get('auc')}, test AUC {meta['metrics']['test'].get('auc')}).",
             f"Same settings for every method: N={config.n_candidates}, K={config.n_beams}, "
             f"B={config.block_len}, D={config.max_new_tokens}, temperature "
-            f"{config.temperature}, seed {SEED}+i for prompt i; CPU, {args.threads} torch "
+            f"{config.temperature}, seed {SEED}+i for prompt i; CPU, {threads} torch "
             f"thread(s); {total / 60:.1f} min in all.",
-            f"Prompts: {n_h} AdvBench behaviours and {len(prompts) - n_h} benign prompts "
+            f"Prompts: {n_h} AdvBench behaviours and {n_b} benign prompts "
             "(harmless Alpaca + MT-Bench first turns), none in the critic's train/val split.",
             "",
             table,
@@ -238,8 +232,34 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    guard = load_guard(args)
+    config, critic = guard.config, guard.critic
+    split = critic.metadata["data"]["split"]
+    prompts = pick_prompts(args.n_harmful, args.n_benign, set(split["train"]) | set(split["val"]))
+    print(
+        f"{len(prompts)} prompts × {len(METHODS)} methods; N={config.n_candidates} "
+        f"K={config.n_beams} B={config.block_len} D={config.max_new_tokens} "
+        f"T={config.temperature}; cost {guard.cost_model.id} (budget "
+        f"{guard.cost_model.threshold}); critic test AUC "
+        f"{critic.metadata['metrics']['test'].get('auc')}",
+        flush=True,
+    )
+    started = time.perf_counter()
+    n = len(prompts)
+    records = [r for i, prompt in enumerate(prompts) for r in measure(guard, i, n, *prompt)]
+    total = time.perf_counter() - started
+    n_h = sum(k == "harmful" for k, _, _ in prompts)
+    table = markdown(summarise(records), n_h, len(prompts) - n_h)
     print("\n" + table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    body = page(guard, table, n_h, len(prompts) - n_h, args.threads, total)
     args.out.write_text(body, encoding="utf-8")
     args.out.with_suffix(".json").write_text(
         json.dumps(records, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"

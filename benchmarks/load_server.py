@@ -124,8 +124,7 @@ def local_server(args: argparse.Namespace) -> Iterator[str]:
     """Serve the embedded defaults on a free 127.0.0.1 port in a background thread."""
     import uvicorn
 
-    from inferenceguard import GuardConfig
-    from inferenceguard.guard import build_guard
+    from inferenceguard import GuardConfig, build_guard
     from inferenceguard.server import create_app
 
     config = GuardConfig(

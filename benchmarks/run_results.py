@@ -14,8 +14,8 @@ Settings (flags; every strategy gets the same prompts, seed per prompt, models, 
     --n-candidates 16       N for InferenceGuard, beam search and best-of-N (K = N/4)
     --block-len 16          B
     --strategies ...        default: plain best_of_n best_of_n_lagrangian beam
-                            beam_lagrangian args inferenceguard (+ inferenceguard+critic
-                            when the shipped critic loads)
+                            beam_lagrangian args inferenceguard (when the shipped critic
+                            loads: inferenceguard:use_critic=false inferenceguard+critic)
     --out benchmarks/results/default   records.jsonl, summary.json, report.md, plots/
     --threads 1             torch CPU threads
 
@@ -49,12 +49,22 @@ if str(REPO / "core") not in sys.path:  # run from a checkout without installing
 
 import torch  # noqa: E402
 
-from inferenceguard import ArtifactError, CriticMismatchError, GuardConfig  # noqa: E402
+from inferenceguard import (  # noqa: E402
+    ArtifactError,
+    CriticMismatchError,
+    GuardConfig,
+    InferenceGuard,
+    build_guard,
+)
+from inferenceguard._distributed import ProcessInfo  # noqa: E402
 from inferenceguard._io import atomic_write_text  # noqa: E402
+from inferenceguard.evaluation import (  # noqa: E402
+    EvalRun,
+    evaluate,
+    init_distributed,
+    load_prompt_set,
+)
 from inferenceguard.evaluation.report import CAVEATS, markdown_table, render_markdown  # noqa: E402
-from inferenceguard.evaluation.runner import evaluate, init_distributed  # noqa: E402
-from inferenceguard.evaluation.tasks import load_prompt_set  # noqa: E402
-from inferenceguard.guard import build_guard  # noqa: E402
 
 BASELINES = (
     "plain",
@@ -63,7 +73,6 @@ BASELINES = (
     "beam",
     "beam_lagrangian",
     "args",
-    "inferenceguard",
 )
 
 
@@ -111,20 +120,19 @@ def _command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = time.perf_counter()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    info = init_distributed()
-    n_beams = args.n_beams or max(1, args.n_candidates // 4)
-    config = GuardConfig(
+def _config(args: argparse.Namespace) -> GuardConfig:
+    return GuardConfig(
         n_candidates=args.n_candidates,
-        n_beams=n_beams,
+        n_beams=args.n_beams or max(1, args.n_candidates // 4),
         block_len=min(args.block_len, args.max_new_tokens),
         max_new_tokens=args.max_new_tokens,
     )
-    device = args.device
+
+
+def _guard(args: argparse.Namespace, info: ProcessInfo) -> tuple[InferenceGuard, str]:
+    """The embedded defaults (with the shipped critic unless refused), and, if there is
+    no critic, why."""
+    config, device = _config(args), args.device
     if device is None and info.world_size > 1 and torch.cuda.is_available():
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', info.rank))}"
     no_critic_reason = (
@@ -140,27 +148,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: running without the shipped critic: {exc}", file=sys.stderr)
         no_critic_reason = f"the shipped critic did not load: {type(exc).__name__}"
         guard = build_guard(critic=None, config=config, device=device)
-    strategies = args.strategies or [
+    return guard, no_critic_reason
+
+
+def _strategies(args: argparse.Namespace, guard: InferenceGuard) -> list[str]:
+    # "inferenceguard" uses the guard's critic when one loaded; name the critic-free arm.
+    with_critic = ["inferenceguard:use_critic=false", "inferenceguard+critic"]
+    return args.strategies or [
         *BASELINES,
-        *(["inferenceguard+critic"] if guard.critic is not None else []),
+        *(with_critic if guard.critic is not None else ["inferenceguard"]),
     ]
-    sets = [load_prompt_set(name, limit=args.n_prompts) for name in args.sets]
-    run = evaluate(
-        guard,
-        strategies,
-        sets,
-        args.out,
-        seed=args.seed,
-        max_new_tokens=args.max_new_tokens,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-    )
-    elapsed = time.perf_counter() - started
-    if not info.is_main:
-        return 0
-    rel_out = os.path.relpath(args.out, args.results_md.parent)
-    headline = [s for s in run.summaries if s.group == "kind:harmful"]
-    benign = [s for s in run.summaries if s.group == "kind:benign"]
+
+
+def _details(run: EvalRun, rel_out: str) -> str:
+    """The run's own report, less what the page shows above it, linked from the page."""
     plots = {
         caption: f"plots/{run.files[role].name}"
         for caption, role in (
@@ -181,19 +182,16 @@ def main(argv: list[str] | None = None) -> int:
         skip_groups=("kind:harmful", "kind:benign"),
     )
     body = body.split("\n", 1)[1]  # drop the details' title line; the page has its own
-    body = body.replace("## ", "### ").replace("](plots/", f"]({rel_out}/plots/")
+    return body.replace("## ", "### ").replace("](plots/", f"]({rel_out}/plots/")
+
+
+def _provenance(run: EvalRun, rel_out: str, info: ProcessInfo) -> tuple[str, str]:
+    """Where the numbers were computed, and which responses this call generated."""
     hardware = (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), device "
         f"`{run.meta.get('device')}`, {info.world_size} process(es)"
     )
-    critic_note = (
-        "the shipped critic was loaded"
-        if guard.critic is not None
-        else f"no critic was used ({no_critic_reason}), so `inferenceguard+critic` is not in "
-        "this run"
-    )
-    generation_min = sum(float(r.get("seconds") or 0.0) for r in run.records) / 60
     resumed = len(run.records) - run.new_records
     provenance = (
         f"{run.new_records} of {len(run.records)} responses were generated by that call and "
@@ -201,7 +199,17 @@ def main(argv: list[str] | None = None) -> int:
         if resumed
         else f"all {len(run.records)} responses were generated by that call"
     )
-    page = f"""# Results: InferenceGuard vs baselines on the embedded defaults
+    return hardware, provenance
+
+
+def _page(args: argparse.Namespace, run: EvalRun, info: ProcessInfo, elapsed: float,
+          critic_note: str) -> str:  # fmt: skip
+    rel_out = os.path.relpath(args.out, args.results_md.parent)
+    headline = [s for s in run.summaries if s.group == "kind:harmful"]
+    benign = [s for s in run.summaries if s.group == "kind:benign"]
+    hardware, provenance = _provenance(run, rel_out, info)
+    generation_min = sum(float(r.get("seconds") or 0.0) for r in run.records) / 60
+    return f"""# Results: InferenceGuard vs baselines on the embedded defaults
 
 Generated by `{_command(args)}` in {elapsed / 60:.1f} min ({hardware}); {provenance}
 (generation alone, summed over responses: {generation_min:.1f} min). Cost model
@@ -229,9 +237,38 @@ its numbers are not comparable to the paper's.
 - A weak base model makes unsafe raw outputs rarer and blunter than a 7B model would; the
   small prompt counts make every rate's 95% interval wide (see the brackets).
 {CAVEATS}
-{body}"""
-    atomic_write_text(args.results_md, page)
-    print(markdown_table(headline))
+{_details(run, rel_out)}"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    info = init_distributed()
+    guard, no_critic_reason = _guard(args, info)
+    sets = [load_prompt_set(name, limit=args.n_prompts) for name in args.sets]
+    run = evaluate(
+        guard,
+        _strategies(args, guard),
+        sets,
+        args.out,
+        seed=args.seed,
+        max_new_tokens=args.max_new_tokens,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    elapsed = time.perf_counter() - started
+    if not info.is_main:
+        return 0
+    critic_note = (
+        "the shipped critic was loaded"
+        if guard.critic is not None
+        else f"no critic was used ({no_critic_reason}), so `inferenceguard+critic` is not in "
+        "this run"
+    )
+    atomic_write_text(args.results_md, _page(args, run, info, elapsed, critic_note))
+    print(markdown_table([s for s in run.summaries if s.group == "kind:harmful"]))
     print(f"wrote {args.results_md} ({elapsed / 60:.1f} min)")
     return 0
 

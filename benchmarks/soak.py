@@ -26,8 +26,14 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from transformers import AutoTokenizer
 
-from inferenceguard import CostModel, GuardConfig, InferenceGuard, InferenceGuardError, RewardModel
-from inferenceguard._embedded import embedded_lm_dir
+from inferenceguard import (
+    CostModel,
+    GuardConfig,
+    InferenceGuard,
+    InferenceGuardError,
+    RewardModel,
+    embedded_lm_dir,
+)
 from inferenceguard.testing import tiny_random_lm
 
 BUDGET = 0.5

@@ -93,7 +93,7 @@ def generate(data_dir: Path | None, out: Path, batch_size: int, max_new_tokens: 
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from inferenceguard._embedded import DEFAULT_LM_ID, embedded_lm_dir
+    from inferenceguard import DEFAULT_LM_ID, embedded_lm_dir
 
     src = train_probe.load_sources(data_dir)
     plan = train_probe.generation_plan(src)

@@ -18,8 +18,7 @@ from typing import Any
 
 import torch
 
-from inferenceguard import GuardConfig, InferenceGuard, LocalLM, SafetyReport
-from inferenceguard.guard import build_guard
+from inferenceguard import GuardConfig, InferenceGuard, LocalLM, SafetyReport, build_guard
 from inferenceguard.testing import ScriptedLM, tiny_random_lm
 
 TINY_ENV = "INFERENCEGUARD_COOKBOOK_TINY"
@@ -63,7 +62,7 @@ def load_lm(tiny: bool, source: str | None = None) -> LocalLM:
         return LocalLM.from_pretrained(source)  # None/"default": the embedded model, offline
     from transformers import AutoTokenizer
 
-    from inferenceguard._embedded import embedded_lm_dir
+    from inferenceguard import embedded_lm_dir
 
     # SmolLM2's own tokenizer and chat template: rendering and tool calls stay real.
     return tiny_random_lm(AutoTokenizer.from_pretrained(embedded_lm_dir()))
@@ -102,7 +101,7 @@ def save_tiny_scorers(folder: str | os.PathLike[str]) -> dict[str, str]:
         LlamaForCausalLM,
     )
 
-    from inferenceguard._embedded import embedded_lm_dir
+    from inferenceguard import embedded_lm_dir
     from inferenceguard.scorers.embedding import default_encoder_path
 
     llama_tokenizer = AutoTokenizer.from_pretrained(embedded_lm_dir())

@@ -32,7 +32,7 @@ from _common import ScriptedTurns, format_report, load_lm, parse_args
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.tools import BaseTool, tool
 
-from inferenceguard.guard import build_guard
+from inferenceguard import build_guard
 from langchain_inferenceguard import ChatInferenceGuard
 
 # -----------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 
-from inferenceguard.guard import build_guard
+from inferenceguard import build_guard
 from langchain_inferenceguard import ChatInferenceGuard
 
 # -----------------------------------------------------------------------------

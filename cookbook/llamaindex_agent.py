@@ -31,7 +31,7 @@ from _common import ScriptedTurns, format_report, load_lm, parse_args
 from llama_index.core.agent.workflow import AgentOutput, FunctionAgent, ToolCallResult
 from llama_index.core.tools import FunctionTool
 
-from inferenceguard.guard import build_guard
+from inferenceguard import build_guard
 from llamaindex_inferenceguard import InferenceGuardLLM
 
 # -----------------------------------------------------------------------------

@@ -3,9 +3,13 @@
 "Almost surely" is with respect to the cost model: the library never returns or streams
 text whose verified cost exceeds the budget. See README.md for what that does and does
 not promise.
+
+The names below are the public API; every other module path may change (submodules such
+as :mod:`inferenceguard.evaluation` or :mod:`inferenceguard.testing` pin their own
+``__all__``). ``tests/core/test_public_api.py`` keeps this list and the module in step.
 """
 
-from ._embedded import DEFAULT_LM_ID
+from ._embedded import DEFAULT_LM_ID, embedded_lm_dir
 from ._version import __version__
 from .build import LazyGuard, build_guard
 from .config import GuardConfig
@@ -21,7 +25,7 @@ from .errors import (
     SafetyExhaustedError,
     ScorerError,
 )
-from .guard import InferenceGuard
+from .guard import InferenceGuard, build_guard
 from .lm import LocalLM, SamplerSettings
 from .result import GuardResult, SafetyReport, StreamChunk
 from .scorers.base import CostModel, RewardModel
@@ -50,6 +54,7 @@ __all__ = [
     "StreamChunk",
     "__version__",
     "build_guard",
+    "embedded_lm_dir",
     "load_default_cost_model",
     "load_default_reward_model",
 ]

@@ -2,13 +2,17 @@
 
 Results travel through per-rank JSONL files rather than collective ops, so the same code
 runs on CPU processes and GPUs, and every finished record is already on disk if a run is
-interrupted (resume skips what is there).
+interrupted (resume skips what is there). :class:`ResumableShards` is that pattern in one
+place: per-rank record files in a folder, the keys already done, this rank's share of the
+work, and the merge in a fixed order.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +20,14 @@ from typing import Any, TypeVar
 
 __all__ = [
     "ProcessInfo",
+    "ResumableShards",
     "append_jsonl",
+    "init_distributed",
     "process_info",
     "read_jsonl",
     "shard",
     "wait_for_everyone",
+    "wait_for_files",
 ]
 
 T = TypeVar("T")
@@ -50,6 +57,15 @@ def process_info() -> ProcessInfo:
         state = PartialState(cpu=not torch.cuda.is_available())
         return ProcessInfo(state.process_index, state.num_processes)
     return ProcessInfo(0, 1)
+
+
+def init_distributed() -> ProcessInfo:
+    """This process's rank and world size (CPU-only runs included); call before loading models.
+
+    The one set-up every offline job shares: under ``accelerate launch`` it creates the
+    process group (gloo on CPU) before any model is placed on a device.
+    """
+    return process_info()
 
 
 def wait_for_everyone() -> None:
@@ -99,3 +115,83 @@ def read_jsonl(paths: Iterable[str | os.PathLike]) -> Iterator[dict[str, Any]]:
                     yield json.loads(line)
                 except json.JSONDecodeError:
                     continue
+
+
+def wait_for_files(paths: Sequence[Path], poll_s: float = 0.2) -> None:
+    """Block until every path exists: a barrier without a collective op's timeout, so ranks
+    with uneven work (hours apart on a long run) still meet."""
+    while not all(p.exists() for p in paths):
+        time.sleep(poll_s)
+
+
+@dataclass(frozen=True)
+class ResumableShards:
+    """Keyed records in per-rank JSONL files under one folder: resume, shard and merge.
+
+    Each rank appends to its own file, so no two processes write one file; a record on disk
+    is finished, so a resumed run skips its key; rank 0 merges the files in the run's order.
+
+    Attributes:
+        folder: where the per-rank files live (created on the first append).
+        info: this process's rank and world size.
+        key: the record field that identifies a record.
+        pattern: file name of a rank's records; ``{rank}`` is replaced by the rank.
+
+    Example::
+
+        shards = ResumableShards(out / "shards", init_distributed())
+        done = shards.done_keys()
+        for item in shards.mine([i for i in items if i.key not in done]):
+            shards.append(run(item))
+    """
+
+    folder: Path
+    info: ProcessInfo
+    key: str = "key"
+    pattern: str = "records-rank{rank}.jsonl"
+
+    @property
+    def path(self) -> Path:
+        """This rank's file."""
+        return self.folder / self.pattern.format(rank=self.info.rank)
+
+    def files(self) -> list[Path]:
+        """Every rank's file that exists, in name order."""
+        return sorted(self.folder.glob(self.pattern.format(rank="*")))
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every finished record of every rank (a torn last line is skipped)."""
+        return read_jsonl(self.files())
+
+    def done_keys(self) -> set[str]:
+        """Keys of the records already on disk."""
+        return {r[self.key] for r in self.records() if self.key in r}
+
+    def mine(self, items: Sequence[T]) -> list[T]:
+        """This rank's share of ``items`` (see :func:`shard`)."""
+        return shard(items, self.info)
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one finished record to this rank's file, flushed to disk."""
+        append_jsonl(self.path, record)
+
+    def merged(self, order: Sequence[str], *, keep_unlisted: bool = False) -> list[dict[str, Any]]:
+        """One record per key of ``order``, in that order.
+
+        A key written twice (two runs raced into one folder) keeps its first record. Keys
+        not in ``order`` (an earlier, larger run's) are left out, or with ``keep_unlisted``
+        follow the listed ones in key order.
+        """
+        position = {k: i for i, k in enumerate(order)}
+        first: dict[str, dict[str, Any]] = {}
+        for record in self.records():
+            key = record.get(self.key)
+            if key in position or (keep_unlisted and isinstance(key, str)):
+                first.setdefault(key, record)
+        return sorted(
+            first.values(), key=lambda r: (position.get(r[self.key], len(order)), r[self.key])
+        )
+
+    def clear(self) -> None:
+        """Delete every rank's records (a run started afresh)."""
+        shutil.rmtree(self.folder, ignore_errors=True)

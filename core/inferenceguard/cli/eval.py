@@ -102,7 +102,8 @@ def _add_run_args(group: argparse._ArgumentGroup) -> None:
         default=[],
         metavar="SPEC",
         help=f"strategy to run, repeatable (default: {', '.join(DEFAULT_STRATEGIES)}"
-        " [+ inferenceguard+critic when a critic is loaded])",
+        " [+ inferenceguard:use_critic=false when a critic is loaded, the ablation arm];"
+        " 'inferenceguard' uses the loaded critic, as every entry point does)",
     )
     group.add_argument(
         "--out", help="run folder, resumed if it exists (default: none, it is required)"
@@ -160,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     guard = _build(args, config, rank_device(args.device, info))
     strategies = list(args.strategy) or list(DEFAULT_STRATEGIES)
     if not args.strategy and guard.critic is not None:
-        strategies.append("inferenceguard+critic")
+        strategies.append("inferenceguard:use_critic=false")
     result = evaluate(
         guard,
         strategies,

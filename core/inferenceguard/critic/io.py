@@ -20,6 +20,8 @@ import hashlib
 import json
 import logging
 import os
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -161,6 +163,124 @@ def read_critic_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
+_RETRAIN = (
+    "train a critic for this setup with `inferenceguard train-critic` (same --model, "
+    "--cost-model, --block-len), or run without a critic (critic=None)."
+)
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """One row of the compatibility table: what the critic was trained with, what the guard
+    uses, what the difference means, and how to fix it."""
+
+    field: str
+    expected: Any
+    actual: Any
+    message: str
+    fix: str = _RETRAIN
+
+
+def _model_rows(meta: dict[str, Any], lm: LocalLM, check_model_id: bool) -> list[_Fit]:
+    base = meta["base_model"]
+    rows = [
+        _Fit(
+            "hidden_size",
+            int(base["hidden_size"]),
+            lm.hidden_size,
+            f"The critic was trained for base model {base['id']!r} with hidden size "
+            f"{base['hidden_size']}, but the guard's model {lm.model_id!r} has hidden size "
+            f"{lm.hidden_size}.",
+        )
+    ]
+    if check_model_id:
+        rows.append(
+            _Fit(
+                "base_model",
+                base["id"],
+                lm.model_id,
+                f"The critic was trained for base model {base['id']!r}, but the guard's model "
+                f"is {lm.model_id!r} (same hidden size {lm.hidden_size}).",
+                _RETRAIN + " If both names are the same weights, pass check_model_id=False.",
+            )
+        )
+    return rows
+
+
+def _hard_rows(
+    meta: dict[str, Any],
+    lm: LocalLM | None,
+    cost_model: CostModel | None,
+    config: GuardConfig | None,
+    check_model_id: bool,
+) -> list[_Fit]:
+    """Differences that change what the critic's inputs mean: each one is an error."""
+    rows = [] if lm is None else _model_rows(meta, lm, check_model_id)
+    cost = meta["cost_model"]
+    if cost_model is not None:
+        rows.append(
+            _Fit(
+                "cost_model",
+                (cost["id"], float(cost["threshold"])),
+                (cost_model.id, float(cost_model.threshold)),
+                f"The critic was trained with cost model {cost['id']!r} (threshold "
+                f"{cost['threshold']}), but the guard uses {cost_model.id!r} (threshold "
+                f"{cost_model.threshold}); its safety state would mean something else.",
+            )
+        )
+    if config is not None:
+        rows.append(
+            _Fit(
+                "block_len",
+                int(meta["block_len"]),
+                config.block_len,
+                f"The critic was trained on blocks of {meta['block_len']} tokens, but the "
+                f"guard's config has block_len={config.block_len}.",
+                f"set block_len={meta['block_len']}, or {_RETRAIN}",
+            )
+        )
+    return rows
+
+
+def _drift_rows(
+    meta: dict[str, Any], config: GuardConfig, cost_model: CostModel | None
+) -> list[_Fit]:
+    """Differences that keep the inputs' meaning but shift their distribution: warnings."""
+    sampler = meta.get("sampler") or {}
+    rows = [
+        _Fit(
+            key,
+            sampler[key],
+            getattr(config, key),
+            f"{key} {sampler[key]!r} vs {getattr(config, key)!r}",
+        )
+        for key in ("do_sample", "temperature", "top_p", "top_k")
+        if key in sampler
+    ]
+    budget = config.budget
+    if budget is None and cost_model is not None:
+        budget = cost_model.threshold
+    if budget is not None:
+        rows.append(
+            _Fit(
+                "budget",
+                float(meta["budget"]),
+                float(budget),
+                f"budget {meta['budget']} vs {budget}",
+            )
+        )
+    mode = meta.get("safety_mode", "prefix")
+    rows.append(
+        _Fit(
+            "safety_mode",
+            mode,
+            config.safety_mode,
+            f"safety_mode {meta.get('safety_mode')!r} vs {config.safety_mode!r}",
+        )
+    )
+    return rows
+
+
 def check_compatibility(
     meta: dict[str, Any],
     *,
@@ -185,40 +305,11 @@ def check_compatibility(
     Raises:
         CriticMismatchError: naming the expected and actual values and the fix.
     """
-    base = meta["base_model"]
-    retrain = "train a critic for this setup with `inferenceguard train-critic` (same --model, --cost-model, --block-len), or run without a critic (critic=None)."
-    if lm is not None:
-        if int(base["hidden_size"]) != lm.hidden_size:
-            raise CriticMismatchError(
-                f"The critic was trained for base model {base['id']!r} with hidden size "
-                f"{base['hidden_size']}, but the guard's model {lm.model_id!r} has hidden size "
-                f"{lm.hidden_size}.",
-                hint=retrain,
-            )
-        if check_model_id and base["id"] != lm.model_id:
-            raise CriticMismatchError(
-                f"The critic was trained for base model {base['id']!r}, but the guard's model "
-                f"is {lm.model_id!r} (same hidden size {lm.hidden_size}).",
-                hint=retrain + " If both names are the same weights, pass check_model_id=False.",
-            )
-    cost = meta["cost_model"]
-    if cost_model is not None and (
-        cost["id"] != cost_model.id or float(cost["threshold"]) != float(cost_model.threshold)
-    ):
-        raise CriticMismatchError(
-            f"The critic was trained with cost model {cost['id']!r} (threshold "
-            f"{cost['threshold']}), but the guard uses {cost_model.id!r} (threshold "
-            f"{cost_model.threshold}); its safety state would mean something else.",
-            hint=retrain,
-        )
+    for row in _hard_rows(meta, lm, cost_model, config, check_model_id):
+        if row.expected != row.actual:
+            raise CriticMismatchError(row.message, hint=row.fix)
     if config is None:
         return
-    if int(meta["block_len"]) != config.block_len:
-        raise CriticMismatchError(
-            f"The critic was trained on blocks of {meta['block_len']} tokens, but the guard's "
-            f"config has block_len={config.block_len}.",
-            hint=f"set block_len={meta['block_len']}, or {retrain}",
-        )
     if int(meta["max_new_tokens"]) != config.max_new_tokens:
         # Only the step fraction's spacing changes (tokens / max_new_tokens): not worth a
         # warning on every default guard, which allows longer answers than the rollouts did.
@@ -227,24 +318,44 @@ def check_compatibility(
             meta["max_new_tokens"],
             config.max_new_tokens,
         )
-    drift = []
-    sampler = meta.get("sampler") or {}
-    for key in ("do_sample", "temperature", "top_p", "top_k"):
-        if key in sampler and sampler[key] != getattr(config, key):
-            drift.append(f"{key} {sampler[key]!r} vs {getattr(config, key)!r}")
-    budget = config.budget
-    if budget is None and cost_model is not None:
-        budget = cost_model.threshold
-    if budget is not None and float(budget) != float(meta["budget"]):
-        drift.append(f"budget {meta['budget']} vs {budget}")
-    if meta.get("safety_mode", "prefix") != config.safety_mode:
-        drift.append(f"safety_mode {meta.get('safety_mode')!r} vs {config.safety_mode!r}")
+    drift = [
+        row.message for row in _drift_rows(meta, config, cost_model) if row.expected != row.actual
+    ]
     if drift:
         logger.warning(
             "The critic was trained with other search settings (critic vs guard: %s); its "
             "predictions may be less accurate.",
             "; ".join(drift),
         )
+
+
+#: Recorded metric -> the safety-state-alone baseline it must beat (``training.critic``).
+_BASELINES = (("auc", "auc_z_only"), ("auc_live", "auc_live_z_only"))
+
+
+def _warn_if_worse_than_safety_state(meta: dict[str, Any], folder: Path) -> None:
+    """Warn when the critic's recorded held-out safety AUC is below the safety state's.
+
+    Such a critic ranks candidates worse than ``z`` alone would, so scoring with it can
+    only cost reward or safety margin; it still loads (the guarantee never rests on it).
+    """
+    metrics = meta.get("metrics") or {}
+    split = next((name for name in ("test", "val") if isinstance(metrics.get(name), dict)), None)
+    if split is None:
+        return
+    recorded = metrics[split]
+    for metric, baseline in _BASELINES:
+        value, floor = recorded.get(metric), recorded.get(baseline)
+        if isinstance(value, int | float) and isinstance(floor, int | float) and value < floor:
+            warnings.warn(
+                f"The critic in {folder} is worse than the safety state alone on its {split} "
+                f"split: {metric}={value:.4f} < {baseline}={floor:.4f}. Fix: retrain it on more "
+                "rollouts (inferenceguard train-critic), or run without a critic "
+                "(critic=None, --critic none).",
+                UserWarning,
+                stacklevel=3,
+            )
+            return
 
 
 def load_critic(
@@ -294,6 +405,7 @@ def load_critic(
     check_compatibility(
         meta, lm=lm, cost_model=cost_model, config=config, check_model_id=check_model_id
     )
+    _warn_if_worse_than_safety_state(meta, folder)
     try:
         arch = CriticArchitecture.from_dict(meta["architecture"])
         critic = LatentCritic(arch, z_scale=float(meta["z_scale"]), metadata=meta)

@@ -3,7 +3,7 @@
 Contracts, implementations and orchestration live apart, as in lm-evaluation-harness:
 
 * :mod:`.tasks` — prompt sets (built-in benchmarks, local files, hub datasets);
-* :mod:`.strategies` — named strategies = preset + :class:`~inferenceguard.GuardConfig`
+* :mod:`.presets` — named strategy presets + :class:`~inferenceguard.GuardConfig`
   overrides, parsed from ``"best_of_n:n_candidates=16"``;
 * :mod:`.metrics` — pure functions: safety rate with exact intervals, reward, cost,
   refusals (:func:`is_refusal`), time and tokens;
@@ -28,8 +28,8 @@ from .metrics import (
     summarize,
     unsafe_rate_upper_bound,
 )
-from .runner import EvalRun, evaluate, prompt_seed
-from .strategies import PRESETS, StrategySpec, parse_strategy
+from .presets import PRESETS, StrategySpec, parse_strategy
+from .runner import EvalRun, evaluate, init_distributed, prompt_seed
 from .tasks import BUILTIN_SETS, PromptSet, load_prompt_set
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "StrategySpec",
     "clopper_pearson",
     "evaluate",
+    "init_distributed",
     "is_refusal",
     "load_prompt_set",
     "parse_strategy",

@@ -393,6 +393,24 @@ def plot_max_prefix_cost(records: Sequence[Mapping[str, Any]], path: Path) -> bo
     return True
 
 
+#: Plot role -> (caption, file under the run folder).
+_PLOTS: dict[str, tuple[str, str]] = {
+    "plot_reward_vs_safety": ("Reward vs safety rate", "plots/reward_vs_safety.png"),
+    "plot_max_prefix_cost": ("Max prefix cost per strategy", "plots/max_prefix_cost.png"),
+}
+
+
+def _draw_plots(
+    out: Path, records: Sequence[Mapping[str, Any]], summaries: Sequence[GroupSummary]
+) -> tuple[dict[str, Path], str | None]:
+    """Draw every plot of :data:`_PLOTS`; the files by role, or why none was drawn."""
+    paths = {role: out / rel for role, (_, rel) in _PLOTS.items()}
+    if not plot_reward_vs_safety(summaries, paths["plot_reward_vs_safety"]):
+        return {}, "Plots skipped: matplotlib is not installed (pip install matplotlib)."
+    plot_max_prefix_cost(records, paths["plot_max_prefix_cost"])
+    return paths, None
+
+
 def write_report(
     out_dir: str | Path,
     records: Sequence[Mapping[str, Any]],
@@ -417,28 +435,7 @@ def write_report(
         ``plot_max_prefix_cost`` when drawn.
     """
     out = Path(out_dir)
-    files: dict[str, Path] = {}
-    plot_files: dict[str, str] = {}
-    note = None
-    if plots and records:
-        wanted = {
-            "plot_reward_vs_safety": (
-                "Reward vs safety rate",
-                out / "plots" / "reward_vs_safety.png",
-            ),
-            "plot_max_prefix_cost": (
-                "Max prefix cost per strategy",
-                out / "plots" / "max_prefix_cost.png",
-            ),
-        }
-        ok = plot_reward_vs_safety(summaries, wanted["plot_reward_vs_safety"][1])
-        if ok:
-            plot_max_prefix_cost(records, wanted["plot_max_prefix_cost"][1])
-            for role, (caption, path) in wanted.items():
-                files[role] = path
-                plot_files[caption] = str(path.relative_to(out))
-        else:
-            note = "Plots skipped: matplotlib is not installed (pip install matplotlib)."
+    files, note = _draw_plots(out, records, summaries) if plots and records else ({}, None)
     summary = {
         "meta": dict(meta),
         "summaries": [s.to_dict() for s in summaries],
@@ -446,15 +443,11 @@ def write_report(
         "plots": {k: str(v.relative_to(out)) for k, v in files.items()},
         "plot_note": note,
     }
-    files["summary"] = out / "summary.json"
-    atomic_write_text(
-        files["summary"], json.dumps(_clean(summary), indent=2, default=str, allow_nan=False) + "\n"
+    text = json.dumps(_clean(summary), indent=2, default=str, allow_nan=False) + "\n"
+    atomic_write_text(out / "summary.json", text)
+    captions = {_PLOTS[role][0]: str(path.relative_to(out)) for role, path in files.items()}
+    markdown = render_markdown(
+        records, summaries, meta, title=title, plot_files=captions, plot_note=note
     )
-    files["report"] = out / "report.md"
-    atomic_write_text(
-        files["report"],
-        render_markdown(
-            records, summaries, meta, title=title, plot_files=plot_files, plot_note=note
-        ),
-    )
-    return files
+    atomic_write_text(out / "report.md", markdown)
+    return {**files, "summary": out / "summary.json", "report": out / "report.md"}

@@ -30,7 +30,8 @@ What is written under ``out_dir``:
   ordered (prompt set, prompt, strategy), written atomically by rank 0.
 * ``summary.json``, ``report.md``, ``plots/`` — see :mod:`.report`.
 
-Reproducibility: each prompt's seed derives from ``seed`` and the prompt's key (never
+Reproducibility: each prompt's seed derives from ``seed`` and the prompt's key
+(:func:`inferenceguard._data.prompt_seed`, the seed every offline job uses; never
 from the rank or the order of work), and all strategies of one prompt run in one
 process, one after the other, so a P-process run gives the records of a 1-process run,
 and the time ratio to plain decoding compares runs on the same device.
@@ -50,7 +51,6 @@ strategy), ``reward``, ``refusal``, ``seconds`` (the strategy's own call only),
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -62,13 +62,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._data import prompt_seed
 from .._distributed import (
     ProcessInfo,
-    append_jsonl,
-    process_info,
+    ResumableShards,
+    init_distributed,
     read_jsonl,
-    shard,
     wait_for_everyone,
+    wait_for_files,
 )
 from .._io import atomic_write_text
 from ..config import GuardConfig
@@ -83,7 +84,7 @@ from ..guard import InferenceGuard
 from ..result import GuardResult
 from ..scorers.base import checked_scores
 from .metrics import GroupSummary, is_refusal, summarize
-from .strategies import StrategySpec, parse_strategy, resolve_config
+from .presets import StrategySpec, parse_strategy, resolve_config
 from .tasks import PromptSet
 
 __all__ = ["EvalRun", "evaluate", "init_distributed", "prompt_seed"]
@@ -128,24 +129,38 @@ class EvalRun:
     new_records: int = 0
 
 
-def prompt_seed(seed: int, prompt_key: str) -> int:
-    """The sampling seed of one prompt: a hash of the run seed and the prompt's key.
+@dataclass
+class _Plan:
+    """One :func:`evaluate` call, validated: what runs, with which guard, in which order."""
 
-    Every strategy sees the same seed for a prompt, on whichever process runs it.
-    """
-    digest = hashlib.sha256(f"{seed}:{prompt_key}".encode()).hexdigest()
-    return int(digest[:15], 16)
+    specs: list[StrategySpec]
+    guards: dict[str, InferenceGuard]
+    prompt_sets: Sequence[PromptSet]
+    seed: int
+    prefix_stride: int
+    plain_strategy: str | None
+    meta: dict[str, Any]
 
-
-def init_distributed() -> ProcessInfo:
-    """This process's rank and world size (CPU-only runs included); call before loading models."""
-    return process_info()
+    def keys(self) -> list[str]:
+        """Every record key of the run, in report order (prompt set, prompt, strategy)."""
+        return [
+            f"{key}|{s.label}"
+            for p in self.prompt_sets
+            for key in p.prompt_keys()
+            for s in self.specs
+        ]
 
 
 def _guard_for(guard: InferenceGuard, config: GuardConfig) -> InferenceGuard:
+    """A guard running ``config`` on ``guard``'s models: nothing is loaded or copied, so
+    every strategy of a run scores with the very same LM, cost model, reward model and
+    critic."""
     return InferenceGuard(
         guard.lm, guard.cost_model, guard.reward_model, critic=guard.critic, config=config
     )
+
+
+# --------------------------------------------------------------------------- one record
 
 
 def _eval_prefix_cost(
@@ -161,6 +176,53 @@ def _eval_prefix_cost(
         return float(result.safety.cost)
     costs = checked_scores(guard.cost_model, [prompt] * len(prefixes), prefixes)
     return max(float(costs.max()), float(result.safety.cost))
+
+
+def _identity(
+    spec: StrategySpec, pset: PromptSet, position: int, key: str, seed: int
+) -> dict[str, Any]:
+    """The fields that say which prompt and strategy a record is for."""
+    return {
+        "key": f"{key}|{spec.label}",
+        "prompt_key": key,
+        "prompt_set": pset.name,
+        "prompt_index": pset.indices[position],
+        "kind": pset.kind,
+        "prompt": pset.prompts[position],
+        "strategy": spec.label,
+        "strategy_name": spec.name,
+        "method": spec.method,
+        "seed": seed,
+    }
+
+
+def _measure(
+    guard: InferenceGuard, prompt: str, result: GuardResult, prefix_stride: int
+) -> dict[str, Any]:
+    """The answer and what the evaluator measures of it, the same for every strategy."""
+    report = result.safety
+    safe = report.cost <= report.budget
+    eval_prefix = _eval_prefix_cost(guard, prompt, result, prefix_stride) if prefix_stride else None
+    return {
+        "text": result.text,
+        "finish_reason": result.finish_reason,
+        "cost": report.cost,
+        "budget": report.budget,
+        "safe": safe,
+        "prefix_safe": safe and (eval_prefix is None or eval_prefix <= report.budget),
+        "max_prefix_cost": report.max_prefix_cost,
+        "eval_max_prefix_cost": eval_prefix,
+        "prefix_stride": prefix_stride or None,
+        "reward": float(checked_scores(guard.reward_model, [prompt], [result.text])[0]),
+        "refusal": is_refusal(result.text),
+        "tokens": result.completion_tokens,
+        "prompt_tokens": result.prompt_tokens,
+        "exhausted": report.exhausted,
+        "steps": report.steps,
+        "candidates_sampled": report.candidates_sampled,
+        "resample_rounds": report.resample_rounds,
+        "critic_used": report.critic_used,
+    }
 
 
 def _record(
@@ -179,58 +241,21 @@ def _record(
     (``generate_unverified``) runs keep unsafe candidates, so a baseline's unsafe answer is
     measured as such rather than replaced by an empty or refused text.
     """
-    prompt = pset.prompts[position]
-    record: dict[str, Any] = {
-        "key": f"{key}|{spec.label}",
-        "prompt_key": key,
-        "prompt_set": pset.name,
-        "prompt_index": pset.indices[position],
-        "kind": pset.kind,
-        "prompt": prompt,
-        "strategy": spec.label,
-        "strategy_name": spec.name,
-        "method": spec.method,
-        "seed": seed,
-    }
+    record = _identity(spec, pset, position, key, seed)
     run = guard.generate if spec.verified else guard.generate_unverified
     started = time.perf_counter()
     try:
-        result = run(prompt, seed=seed)
+        result = run(record["prompt"], seed=seed)
     except SafetyExhaustedError as exc:  # on_exhausted="raise": still a measurable answer
         result = exc.result
     except RECORDED_ERRORS as exc:
         return {**record, "error": f"{type(exc).__name__}: {exc}", "rank": rank}
     seconds = time.perf_counter() - started
-    report = result.safety
-    budget = report.budget
-    safe = report.cost <= budget
-    eval_prefix = _eval_prefix_cost(guard, prompt, result, prefix_stride) if prefix_stride else None
-    prefix_safe = safe and (eval_prefix is None or eval_prefix <= budget)
-    reward = float(checked_scores(guard.reward_model, [prompt], [result.text])[0])
-    return {
-        **record,
-        "text": result.text,
-        "finish_reason": result.finish_reason,
-        "cost": report.cost,
-        "budget": budget,
-        "safe": safe,
-        "prefix_safe": prefix_safe,
-        "max_prefix_cost": report.max_prefix_cost,
-        "eval_max_prefix_cost": eval_prefix,
-        "prefix_stride": prefix_stride or None,
-        "reward": reward,
-        "refusal": is_refusal(result.text),
-        "seconds": seconds,
-        "tokens": result.completion_tokens,
-        "prompt_tokens": result.prompt_tokens,
-        "exhausted": report.exhausted,
-        "steps": report.steps,
-        "candidates_sampled": report.candidates_sampled,
-        "resample_rounds": report.resample_rounds,
-        "critic_used": report.critic_used,
-        "rank": rank,
-        "error": None,
-    }
+    measured = _measure(guard, record["prompt"], result, prefix_stride)
+    return {**record, **measured, "seconds": seconds, "rank": rank, "error": None}
+
+
+# --------------------------------------------------------------------------- run settings
 
 
 def _versions() -> dict[str, str]:
@@ -297,14 +322,180 @@ def _check_resumable(existing: Mapping[str, Any], meta: Mapping[str, Any], out_d
         )
 
 
-def _done_keys(shards: Path) -> set[str]:
-    return {r["key"] for r in read_jsonl(sorted(shards.glob("*.jsonl"))) if "key" in r}
+# --------------------------------------------------------------------------- the four steps
 
 
-def _wait_for_files(paths: Sequence[Path], poll_s: float = 0.2) -> None:
-    """Block until every path exists (a barrier without a collective-op timeout)."""
-    while not all(p.exists() for p in paths):
-        time.sleep(poll_s)
+def _validate(
+    guard: InferenceGuard,
+    strategies: Sequence[str | StrategySpec],
+    prompt_sets: Sequence[PromptSet],
+    prefix_stride: int,
+) -> list[StrategySpec]:
+    """Step 0: the parsed strategies, once every argument is known to make a run."""
+    specs = [parse_strategy(s) for s in strategies]
+    labels = [s.label for s in specs]
+    if not specs:
+        raise ConfigError("No strategies to evaluate.", hint="pass at least one, e.g. 'plain'.")
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"Duplicate strategies: {labels}.")
+    names = [p.name for p in prompt_sets]
+    if not prompt_sets:
+        raise ConfigError("No prompt sets to evaluate.")
+    if len(set(names)) != len(names):
+        raise ConfigError(
+            f"Duplicate prompt set names: {names}.", hint="name them with NAME=SOURCE."
+        )
+    for spec in specs:
+        if spec.needs_critic and guard.critic is None:
+            raise ConfigError(
+                f"Strategy {spec.label!r} needs a critic, but the guard has none.",
+                hint="load one (critic='default' or a path), or drop this strategy.",
+            )
+    if prefix_stride < 0:
+        raise ConfigError(f"prefix_stride must be >= 0, got {prefix_stride}.")
+    return specs
+
+
+def _plan(
+    guard: InferenceGuard,
+    specs: list[StrategySpec],
+    prompt_sets: Sequence[PromptSet],
+    overrides: Mapping[str, Any] | None,
+    *,
+    max_new_tokens: int | None,
+    seed: int,
+    prefix_stride: int,
+    plain_strategy: str | None,
+    info: ProcessInfo,
+) -> _Plan:
+    """Each strategy's config and guard, and the run's settings (``run.json``)."""
+    common: dict[str, Any] = dict(overrides or {})
+    if max_new_tokens is not None:
+        common["max_new_tokens"] = max_new_tokens
+    common.pop("seed", None)  # per prompt
+    configs = {s.label: resolve_config(guard.config, s, common) for s in specs}
+    if plain_strategy is None:
+        plain_strategy = next((s.label for s in specs if s.name == "plain"), None)
+    meta = _meta(
+        guard, specs, configs, prompt_sets, seed, common, prefix_stride, info, plain_strategy
+    )
+    guards = {label: _guard_for(guard, cfg) for label, cfg in configs.items()}
+    return _Plan(specs, guards, prompt_sets, seed, prefix_stride, plain_strategy, meta)
+
+
+def _prepare_folder(
+    out: Path, meta: dict[str, Any], shards: ResumableShards, *, overwrite: bool
+) -> set[str]:
+    """Steps 1-3: check, prepare and name the run folder; the record keys already done.
+
+    Sets ``meta["invocation"]``, the id that this call's barrier files carry.
+    """
+    run_file, sync = out / "run.json", out / ".sync"
+    # 1. Every rank checks the folder before anyone changes it.
+    if run_file.exists() and not overwrite:
+        _check_resumable(json.loads(run_file.read_text(encoding="utf-8")), meta, out)
+    wait_for_everyone()
+    # 2. Rank 0 prepares the folder and names this invocation.
+    if shards.info.is_main:
+        if overwrite:
+            shards.clear()
+            (out / "records.jsonl").unlink(missing_ok=True)
+        shutil.rmtree(sync, ignore_errors=True)
+        sync.mkdir(parents=True, exist_ok=True)
+        meta["invocation"] = uuid.uuid4().hex
+        meta["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        atomic_write_text(run_file, json.dumps(meta, indent=2, default=str) + "\n")
+    wait_for_everyone()
+    meta["invocation"] = json.loads(run_file.read_text(encoding="utf-8"))["invocation"]
+    # 3. Everyone reads what is done, then waits, so nobody sees a half-updated picture.
+    done = shards.done_keys()
+    wait_for_everyone()
+    return done
+
+
+def _run_units(
+    plan: _Plan,
+    shards: ResumableShards,
+    done: set[str],
+    *,
+    progress: bool,
+    on_record: Callable[[dict[str, Any]], None] | None,
+) -> int:
+    """This rank's prompts, every strategy not yet done on each; returns the records made.
+
+    A unit is one prompt with all its strategies, so they run in one process one after
+    the other (the time ratio to plain decoding then compares runs on the same device).
+    """
+    from tqdm.auto import tqdm
+
+    units = []
+    for pset in plan.prompt_sets:
+        for position, key in enumerate(pset.prompt_keys()):
+            todo = [s for s in plan.specs if f"{key}|{s.label}" not in done]
+            if todo:
+                units.append((pset, position, key, todo))
+    mine = shards.mine(units)
+    info = shards.info
+    desc = f"eval rank {info.rank}" if info.world_size > 1 else "eval"
+    total = sum(len(todo) for *_, todo in mine)
+    bar = tqdm(
+        total=total,
+        desc=desc,
+        position=info.rank,
+        disable=not progress,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
+    with bar:
+        for pset, position, key, todo in mine:
+            pseed = prompt_seed(plan.seed, key)
+            for spec in todo:
+                bar.set_postfix_str(
+                    f"{pset.name}#{pset.indices[position]} {spec.label}", refresh=False
+                )
+                guard = plan.guards[spec.label]
+                record = _record(
+                    guard, spec, pset, position, key, pseed, plan.prefix_stride, info.rank
+                )
+                shards.append(record)
+                if on_record is not None:
+                    on_record(record)
+                bar.update(1)
+    return total
+
+
+def _merge(
+    out: Path, plan: _Plan, shards: ResumableShards, *, write_report: bool, plots: bool
+) -> tuple[list[dict[str, Any]], list[GroupSummary], dict[str, Path]]:
+    """Step 4: rank 0 merges every rank's records and writes the report; the others read.
+
+    A file-based barrier: no collective-op timeout however uneven the shards are.
+    """
+    info, sync, invocation = shards.info, out / ".sync", plan.meta["invocation"]
+    (sync / f"done-{invocation}-rank{info.rank}").touch()
+    merged_flag = sync / f"merged-{invocation}"
+    files: dict[str, Path] = {"run": out / "run.json", "records": out / "records.jsonl"}
+    if not info.is_main:
+        wait_for_files([merged_flag])
+        records = list(read_jsonl([files["records"]]))
+        summaries = summarize(records, plain_strategy=plan.plain_strategy)
+        if write_report:
+            files.update({"summary": out / "summary.json", "report": out / "report.md"})
+        return records, summaries, files
+    wait_for_files([sync / f"done-{invocation}-rank{r}" for r in range(info.world_size)])
+    records = shards.merged(plan.keys())
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    atomic_write_text(files["records"], lines)
+    summaries = summarize(records, plain_strategy=plan.plain_strategy)
+    if write_report:
+        from .report import write_report as _write_report
+
+        files.update(_write_report(out, records, summaries, plan.meta, plots=plots))
+    if info.world_size == 1:
+        shutil.rmtree(sync, ignore_errors=True)  # nobody waits on the flag
+    else:
+        merged_flag.touch()
+    return records, summaries, files
 
 
 def evaluate(
@@ -329,7 +520,7 @@ def evaluate(
     Args:
         guard: the models (LM, cost, reward, critic) and the base :class:`GuardConfig`.
         strategies: specs such as ``"plain"`` or ``"best_of_n:n_candidates=16"``
-            (see :mod:`.strategies`).
+            (see :mod:`.presets`).
         prompt_sets: the prompts (see :func:`.tasks.load_prompt_set`).
         out_dir: the run folder; an existing one is resumed (see the module docstring).
         seed: run seed; each prompt's sampling seed derives from it and the prompt's key.
@@ -337,155 +528,31 @@ def evaluate(
         overrides: other :class:`GuardConfig` fields for every strategy (a strategy's own
             options win).
         prefix_stride: re-score each response's prefixes every this many tokens with the
-            cost model, the same way for every strategy (``0`` turns it off).
-        plain_strategy: the label the time ratio divides by (default: the first ``plain``
-            strategy of the run, if any).
+            cost model, alike for every strategy (``0``: off).
+        plain_strategy: the label the time ratio divides by (default: the run's first
+            ``plain`` strategy, if any).
         overwrite: delete the folder's previous records instead of resuming them.
         progress: show a tqdm progress bar (one per process).
         write_report: write ``summary.json`` and ``report.md`` (rank 0).
         plots: also draw the plots (needs ``matplotlib``; skipped with a message if not).
-        on_record: called with each new record after it is written (in the process
-            that produced it).
+        on_record: called with each new record after it is written (in its process).
 
     Returns:
         :class:`EvalRun` with the merged records and the summaries (on every process).
 
     Raises:
-        ConfigError: an invalid strategy or combination, duplicate labels or set names, a
-            critic strategy without a critic, or a folder holding a different run.
+        ConfigError: invalid strategies, duplicate labels or set names, a critic strategy
+            without a critic, or a folder holding a different run.
     """
-    from tqdm.auto import tqdm
-
-    out = Path(out_dir)
-    specs = [parse_strategy(s) for s in strategies]
-    labels = [s.label for s in specs]
-    if not specs:
-        raise ConfigError("No strategies to evaluate.", hint="pass at least one, e.g. 'plain'.")
-    if len(set(labels)) != len(labels):
-        raise ConfigError(f"Duplicate strategies: {labels}.")
-    names = [p.name for p in prompt_sets]
-    if not prompt_sets:
-        raise ConfigError("No prompt sets to evaluate.")
-    if len(set(names)) != len(names):
-        raise ConfigError(
-            f"Duplicate prompt set names: {names}.", hint="name them with NAME=SOURCE."
-        )
-    for spec in specs:
-        if spec.needs_critic and guard.critic is None:
-            raise ConfigError(
-                f"Strategy {spec.label!r} needs a critic, but the guard has none.",
-                hint="load one (critic='default' or a path), or drop this strategy.",
-            )
-    if prefix_stride < 0:
-        raise ConfigError(f"prefix_stride must be >= 0, got {prefix_stride}.")
-    common: dict[str, Any] = dict(overrides or {})
-    if max_new_tokens is not None:
-        common["max_new_tokens"] = max_new_tokens
-    common.pop("seed", None)  # per prompt
-    configs = {s.label: resolve_config(guard.config, s, common) for s in specs}
-    guards = {label: _guard_for(guard, cfg) for label, cfg in configs.items()}
-    if plain_strategy is None:
-        plain_strategy = next((s.label for s in specs if s.name == "plain"), None)
-
+    specs = _validate(guard, strategies, prompt_sets, prefix_stride)
     info = init_distributed()
-    shards, sync = out / "shards", out / ".sync"
-    meta = _meta(
-        guard, specs, configs, prompt_sets, seed, common, prefix_stride, info, plain_strategy
-    )
-    run_file = out / "run.json"
-    # 1. Every rank checks the folder before anyone changes it.
-    if run_file.exists() and not overwrite:
-        _check_resumable(json.loads(run_file.read_text(encoding="utf-8")), meta, out)
-    wait_for_everyone()
-    # 2. Rank 0 prepares the folder and names this invocation.
-    if info.is_main:
-        if overwrite:
-            for path in (shards, out / "records.jsonl"):
-                if path.is_dir():
-                    shutil.rmtree(path)
-                elif path.exists():
-                    path.unlink()
-        shutil.rmtree(sync, ignore_errors=True)
-        sync.mkdir(parents=True, exist_ok=True)
-        meta["invocation"] = uuid.uuid4().hex
-        meta["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        atomic_write_text(run_file, json.dumps(meta, indent=2, default=str) + "\n")
-    wait_for_everyone()
-    invocation = json.loads(run_file.read_text(encoding="utf-8"))["invocation"]
-    meta["invocation"] = invocation
-    # 3. Everyone reads what is done, then waits, so nobody sees a half-updated picture.
-    done = _done_keys(shards)
-    wait_for_everyone()
-
-    units: list[tuple[PromptSet, int, str, list[StrategySpec]]] = []
-    for pset in prompt_sets:
-        for position, key in enumerate(pset.prompt_keys()):
-            todo = [s for s in specs if f"{key}|{s.label}" not in done]
-            if todo:
-                units.append((pset, position, key, todo))
-    mine = shard(units, info)
-    my_file = shards / f"records-rank{info.rank}.jsonl"
-    new_records = 0
-    total = sum(len(u[3]) for u in mine)
-    desc = f"eval rank {info.rank}" if info.world_size > 1 else "eval"
-    with tqdm(
-        total=total,
-        desc=desc,
-        position=info.rank,
-        disable=not progress,
-        dynamic_ncols=True,
-        file=sys.stderr,
-    ) as bar:
-        for pset, position, key, todo in mine:
-            pseed = prompt_seed(seed, key)
-            for spec in todo:
-                bar.set_postfix_str(
-                    f"{pset.name}#{pset.indices[position]} {spec.label}", refresh=False
-                )
-                record = _record(
-                    guards[spec.label], spec, pset, position, key, pseed, prefix_stride, info.rank
-                )
-                append_jsonl(my_file, record)
-                new_records += 1
-                if on_record is not None:
-                    on_record(record)
-                bar.update(1)
-
-    # 4. File-based barrier: no collective-op timeout however uneven the shards are.
-    (sync / f"done-{invocation}-rank{info.rank}").touch()
-    merged_flag = sync / f"merged-{invocation}"
-    files: dict[str, Path] = {"run": run_file, "records": out / "records.jsonl"}
-    wanted = {f"{key}|{s.label}" for p in prompt_sets for key in p.prompt_keys() for s in specs}
-    if info.is_main:
-        _wait_for_files([sync / f"done-{invocation}-rank{r}" for r in range(info.world_size)])
-        order = {
-            k: i
-            for i, k in enumerate(
-                f"{key}|{s.label}" for p in prompt_sets for key in p.prompt_keys() for s in specs
-            )
-        }
-        merged: dict[str, dict[str, Any]] = {}
-        for rec in read_jsonl(sorted(shards.glob("*.jsonl"))):
-            if rec.get("key") in wanted:
-                merged.setdefault(rec["key"], rec)
-        records = sorted(merged.values(), key=lambda r: order[r["key"]])
-        atomic_write_text(
-            files["records"],
-            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-        )
-        summaries = summarize(records, plain_strategy=plain_strategy)
-        if write_report:
-            from .report import write_report as _write_report
-
-            files.update(_write_report(out, records, summaries, meta, plots=plots))
-        if info.world_size == 1:
-            shutil.rmtree(sync, ignore_errors=True)  # nobody waits on the flag
-        else:
-            merged_flag.touch()
-    else:
-        _wait_for_files([merged_flag])
-        records = list(read_jsonl([files["records"]]))
-        summaries = summarize(records, plain_strategy=plain_strategy)
-        if write_report:
-            files.update({"summary": out / "summary.json", "report": out / "report.md"})
-    return EvalRun(out, records, summaries, files, meta, new_records)
+    plan = _plan(
+        guard, specs, prompt_sets, overrides, max_new_tokens=max_new_tokens, seed=seed,
+        prefix_stride=prefix_stride, plain_strategy=plain_strategy, info=info,
+    )  # fmt: skip
+    out = Path(out_dir)
+    shards = ResumableShards(out / "shards", info)
+    done = _prepare_folder(out, plan.meta, shards, overwrite=overwrite)
+    new_records = _run_units(plan, shards, done, progress=progress, on_record=on_record)
+    records, summaries, files = _merge(out, plan, shards, write_report=write_report, plots=plots)
+    return EvalRun(out, records, summaries, files, plan.meta, new_records)

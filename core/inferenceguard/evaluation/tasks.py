@@ -36,18 +36,18 @@ Usage::
 
 from __future__ import annotations
 
-import csv
+import difflib
 import hashlib
-import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from .._data import data_path
 from ..errors import ConfigError, InputError
+from ..prompts import load_prompts, prompt_rows, read_rows
 
 __all__ = [
     "BUILTIN_SETS",
@@ -59,21 +59,6 @@ __all__ = [
 
 Kind = Literal["harmful", "benign", "unknown"]
 KINDS: tuple[str, ...] = ("harmful", "benign", "unknown")
-
-#: Column names tried, in order, when a file's prompt column is not given.
-PROMPT_COLUMNS: tuple[str, ...] = (
-    "prompt",
-    "goal",
-    "Behavior",
-    "behavior",
-    "instruction",
-    "question",
-    "forbidden_prompt",
-    "query",
-    "input",
-    "text",
-    "turns",
-)
 
 
 def prompt_key(prompt_set: str, index: int, text: str) -> str:
@@ -204,109 +189,11 @@ BUILTIN_SETS: dict[str, _Builtin] = {
 }
 
 
-# --------------------------------------------------------------------------- file readers
+# --------------------------------------------------------------------------- sources
 
 
-def _cell(value: Any) -> str | None:
-    """A prompt from a cell: strings as is, a list's first string (MT-Bench ``turns``)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list | tuple) and value and isinstance(value[0], str):
-        return value[0]
-    return None
-
-
-def _pick_column(columns: Sequence[str], column: str | None, source: str) -> str:
-    if column is not None:
-        if column not in columns:
-            raise InputError(
-                f"Column {column!r} is not in {source} (columns: {', '.join(map(str, columns))})."
-            )
-        return column
-    for name in PROMPT_COLUMNS:
-        if name in columns:
-            return name
-    raise InputError(
-        f"Cannot tell which column of {source} holds the prompts "
-        f"(columns: {', '.join(map(str, columns))}).",
-        hint=f"name it: --prompts {source}:COLUMN",
-    )
-
-
-def _rows_from_file(path: Path) -> tuple[list[Any], str]:
-    """Rows of a CSV/TSV, JSONL, JSON or TXT file, and the format name.
-
-    The built-in sets need every row (to filter by label and keep row indices), which
-    :func:`inferenceguard.prompts.load_prompts` does not expose; user files go through it.
-    """
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as fh:
-            return list(csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")), "csv"
-    if suffix == ".jsonl":
-        rows = []
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise InputError(f"{path}:{n} is not valid JSON: {exc}") from None
-        return rows, "jsonl"
-    if suffix == ".json":
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-        if isinstance(data, dict):
-            # {"prompts": [...]} or {"data": [...]}: the first list value.
-            data = next((v for v in data.values() if isinstance(v, list)), None)
-        if not isinstance(data, list):
-            raise InputError(f"{path} must hold a JSON list (of strings or objects).")
-        return data, "json"
-    with open(path, encoding="utf-8") as fh:
-        return [line.rstrip("\r\n") for line in fh if line.strip()], "txt"
-
-
-def _prompts_from_rows(
-    rows: Iterable[Any],
-    column: str | None,
-    source: str,
-    keep: Callable[[Mapping[str, Any]], bool] | None = None,
-) -> tuple[list[str], list[int]]:
-    prompts: list[str] = []
-    indices: list[int] = []
-    chosen: str | None = None
-    for i, row in enumerate(rows):
-        if isinstance(row, str):
-            if column is not None:
-                raise InputError(f"{source} holds plain lines; it has no column {column!r}.")
-            text: str | None = row
-        elif isinstance(row, Mapping):
-            if keep is not None and not keep(row):
-                continue
-            if chosen is None:
-                chosen = _pick_column(list(row.keys()), column, source)
-            text = _cell(row.get(chosen))
-        else:
-            raise InputError(f"Row {i} of {source} is neither a string nor an object: {row!r:.80}")
-        if text is not None and text.strip():
-            prompts.append(text.strip())
-            indices.append(i)
-    return prompts, indices
-
-
-def _read_file(path: Path, column: str | None) -> tuple[list[str], list[int]]:
-    """Prompts of a user's file, read by the library's one loader (:mod:`inferenceguard.prompts`).
-
-    Columns follow its syntax (``goal``, ``turns[0]``, ``meta.text``); TSV files, which it
-    does not read, are read here.
-    """
-    if path.suffix.lower() == ".tsv":
-        rows, _ = _rows_from_file(path)
-        return _prompts_from_rows(rows, column, str(path))
-    from ..prompts import load_prompts
-
-    prompts = load_prompts(path, column)
-    return prompts, list(range(len(prompts)))
+def _split(pairs: list[tuple[int, str]]) -> tuple[list[str], list[int]]:
+    return [text for _, text in pairs], [index for index, _ in pairs]
 
 
 def _read_hub(
@@ -334,7 +221,7 @@ def _read_hub(
             f"Could not load the Hugging Face dataset {dataset_id!r} (split {split!r}): {exc}",
             hint="check the id and split, and that the hub is reachable (HF_HUB_OFFLINE unset).",
         ) from exc
-    return _prompts_from_rows(iter(table), column, f"{dataset_id}[{split}]")
+    return _split(prompt_rows(iter(table), column, source=f"{dataset_id}[{split}]"))
 
 
 # --------------------------------------------------------------------------- specs
@@ -372,6 +259,38 @@ def _default_name(source: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem) or "prompts"
 
 
+def _from_file(path: Path, column: str | None, limit: int | None) -> tuple[list[str], list[int]]:
+    """A user's file: its first ``limit`` prompts, indexed by position among the prompts."""
+    prompts = load_prompts(path, column, limit)
+    return prompts, list(range(len(prompts)))
+
+
+def _from_builtin(name: str, column: str | None, limit: int | None) -> tuple[list[str], list[int]]:
+    """A built-in set: ``limit`` prompts spread over the file, indexed by their row."""
+    builtin = BUILTIN_SETS[name]
+    file = data_path(builtin.path)
+    rows = read_rows(file)
+    pairs = prompt_rows(rows, column or builtin.column, source=str(file), keep=builtin.keep)
+    if limit is not None:
+        pairs = [pairs[i] for i in _spread(len(pairs), limit)]
+    return _split(pairs)
+
+
+def _unknown_source(source: str, path: Path) -> ConfigError | None:
+    """The error for a source that is neither a file nor a built-in nor a hub id."""
+    looks_like_file = path.suffix.lower() in (".csv", ".tsv", ".json", ".jsonl", ".txt")
+    if looks_like_file or source.startswith((".", "/", "~")) or os.sep + os.sep in source:
+        return ConfigError(f"Prompt file {source!r} does not exist.")
+    if "/" in source:
+        return None  # a hub dataset id
+    close = difflib.get_close_matches(source, list(BUILTIN_SETS), n=1)
+    return ConfigError(
+        f"Unknown prompt set {source!r}: not a file and not a built-in set."
+        + (f" Did you mean {close[0]!r}?" if close else ""),
+        hint=f"built-in sets: {', '.join(BUILTIN_SETS)}; or pass FILE[:COLUMN].",
+    )
+
+
 def load_prompt_set(
     spec: str,
     *,
@@ -387,7 +306,7 @@ def load_prompt_set(
             with a header, JSONL, a JSON list, or TXT with one prompt per line), then as a
             built-in name (:data:`BUILTIN_SETS`), then as a Hugging Face dataset id
             (needs the ``datasets`` package and the hub). Without ``COLUMN`` the first of
-            :data:`PROMPT_COLUMNS` present is used.
+            :data:`inferenceguard.prompts.DEFAULT_COLUMNS` present is used.
         limit: keep at most this many prompts (built-ins: spread evenly; files: the first).
         kind: ``"harmful"``, ``"benign"`` or ``"unknown"`` (built-ins know their kind).
         name: the set's name (default: ``NAME=`` from the spec, the built-in name, or the
@@ -407,52 +326,18 @@ def load_prompt_set(
     name = name or spec_name
     path = Path(source).expanduser()
     if path.is_file():
-        prompts, indices = _read_file(path, column)
-        if limit is not None:
-            prompts, indices = prompts[:limit], indices[:limit]
-        return PromptSet(
-            name or _default_name(source),
-            tuple(prompts),
-            kind or "unknown",
-            str(path),
-            tuple(indices),
-        )
-    if source in BUILTIN_SETS:
-        builtin = BUILTIN_SETS[source]
-        file = data_path(builtin.path)
-        rows, _ = _rows_from_file(file)
-        prompts, indices = _prompts_from_rows(
-            rows, column or builtin.column, str(file), builtin.keep
-        )
-        if limit is not None:
-            chosen = _spread(len(prompts), limit)
-            prompts, indices = [prompts[i] for i in chosen], [indices[i] for i in chosen]
-        return PromptSet(
-            name or source,
-            tuple(prompts),
-            kind or builtin.kind,
-            f"builtin:{source}",
-            tuple(indices),
-        )
-    looks_like_file = path.suffix.lower() in (".csv", ".tsv", ".json", ".jsonl", ".txt")
-    if looks_like_file or source.startswith((".", "/", "~")) or os.sep + os.sep in source:
-        raise ConfigError(f"Prompt file {source!r} does not exist.")
-    if "/" not in source:
-        import difflib
-
-        close = difflib.get_close_matches(source, list(BUILTIN_SETS), n=1)
-        raise ConfigError(
-            f"Unknown prompt set {source!r}: not a file and not a built-in set."
-            + (f" Did you mean {close[0]!r}?" if close else ""),
-            hint=f"built-in sets: {', '.join(BUILTIN_SETS)}; or pass FILE[:COLUMN].",
-        )
-    prompts, indices = _read_hub(source, column, split)
-    if limit is not None:
+        prompts, indices = _from_file(path, column, limit)
+        origin, default_name, default_kind = str(path), _default_name(source), "unknown"
+    elif source in BUILTIN_SETS:
+        prompts, indices = _from_builtin(source, column, limit)
+        origin, default_name, default_kind = f"builtin:{source}", source, BUILTIN_SETS[source].kind
+    else:
+        error = _unknown_source(source, path)
+        if error is not None:
+            raise error
+        prompts, indices = _read_hub(source, column, split)
         prompts, indices = prompts[:limit], indices[:limit]
+        origin, default_name, default_kind = f"hf:{source}", _default_name(source), "unknown"
     return PromptSet(
-        name or _default_name(source),
-        tuple(prompts),
-        kind or "unknown",
-        f"hf:{source}",
-        tuple(indices),
+        name or default_name, tuple(prompts), kind or default_kind, origin, tuple(indices)
     )
