@@ -25,7 +25,7 @@ from .errors import (
     SafetyExhaustedError,
     ScorerError,
 )
-from .guard import InferenceGuard, build_guard
+from .guard import InferenceGuard
 from .lm import LocalLM, SamplerSettings
 from .result import GuardResult, SafetyReport, StreamChunk
 from .scorers.base import CostModel, RewardModel
