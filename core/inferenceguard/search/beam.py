@@ -18,12 +18,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
+
 from ..result import FinishReason
 from .context import SearchContext
 from .events import Commit, Outcome, Search
 from .scoring import ScoringPolicy
 from .steps import (
     Beam,
+    Candidates,
     candidate_width,
     critic_features,
     expand,
@@ -48,6 +51,20 @@ class _Progress:
     n_target: int = 1
     exhausted: bool = False
     stopped: bool = False
+
+    def keep(
+        self,
+        cands: Candidates,
+        live: torch.Tensor,
+        done: torch.Tensor,
+        scores: torch.Tensor,
+        n_beams: int,
+    ) -> None:
+        """Rows ``live`` become the beams, rows ``done`` join the pool; a full pool ends it."""
+        self.pool += extend_beams(self.beams, cands, done, scores, finished=True)
+        self.beams = extend_beams(self.beams, cands, live, scores, finished=False)
+        if len(self.pool) >= n_beams:
+            self.beams = []
 
 
 def block_search(
@@ -99,12 +116,7 @@ def block_search(
         finished = finished_rows(cands, used, cfg.max_new_tokens)
         slots = min(n_beams, run.n_target)
         live, done = select_top_k(scores, eligible, finished, slots, cands.request)  # (e)
-        if not policy.keeps_unsafe(ctx):
-            done = done[cands.safe[done]]
-        run.pool += extend_beams(run.beams, cands, done, scores, finished=True)  # (f)
-        run.beams = extend_beams(run.beams, cands, live, scores, finished=False)
-        if len(run.pool) >= n_beams:
-            run.beams = []
+        run.keep(cands, live, policy.admit(ctx, cands, done), scores, n_beams)  # (f)
         if run.beams:
             state.select(live)
             run.n_target = next_target(ctx, run.n_target, cands.z[live], cands.rounds)

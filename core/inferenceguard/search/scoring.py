@@ -47,6 +47,9 @@ class ScoringPolicy(Protocol):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Selection scores `[n]` (higher is better) and which candidates are eligible `[n]`."""
 
+    def admit(self, ctx: SearchContext, cands: Candidates, done: torch.Tensor) -> torch.Tensor:
+        """Which finished rows ``done`` `[m]` may become answers (the pool), `[≤m]`."""
+
     def commits(self, ctx: SearchContext) -> bool:
         """The search may stream its shared prefix (text that every answer will start with)."""
 
@@ -80,6 +83,9 @@ class Penalised:
             return scores, cands.safe
         return scores, torch.ones_like(cands.safe)
 
+    def admit(self, ctx: SearchContext, cands: Candidates, done: torch.Tensor) -> torch.Tensor:
+        return done if self.keeps_unsafe(ctx) else done[cands.safe[done]]
+
     def commits(self, ctx: SearchContext) -> bool:
         return ctx.config.safety_mode == "prefix" and not self.keeps_unsafe(ctx)
 
@@ -111,6 +117,9 @@ class Lagrangian:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         scores = lagrangian_scores(task, cands.tracked, multiplier=ctx.config.lagrange_multiplier)
         return scores, torch.ones_like(cands.safe)
+
+    def admit(self, ctx: SearchContext, cands: Candidates, done: torch.Tensor) -> torch.Tensor:
+        return done
 
     def commits(self, ctx: SearchContext) -> bool:
         return False

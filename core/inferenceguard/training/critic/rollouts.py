@@ -410,7 +410,8 @@ def collect_rollouts(
     progress: bool = True,
     on_prompt: Callable[[PromptItem], None] | None = None,
 ) -> Path:
-    """Roll out every prompt, resuming and sharding as described in the module docstring.
+    """Roll out every prompt into ``out_dir`` (returned), resuming and sharding as the
+    module docstring describes.
 
     Under ``accelerate launch`` each rank takes every ``world_size``-th prompt; rank 0
     merges the per-rank records into ``index.jsonl`` once all ranks are done. Call it on
@@ -424,13 +425,9 @@ def collect_rollouts(
         progress: show a tqdm bar per rank.
         on_prompt: called after each finished prompt (tests use it to interrupt a run).
 
-    Returns:
-        ``out_dir``.
-
     Raises:
         ConfigError: ``out_dir`` holds rollouts made with other settings, or ids repeat.
     """
-    from safetensors.torch import save
     from tqdm.auto import tqdm
 
     out = Path(out_dir)
@@ -453,14 +450,7 @@ def collect_rollouts(
     )
     for item in bar:
         record, tensors = rollout_prompt(lm, cost_model, reward_model, item, settings)
-        rel = f"hidden/{item.id}.safetensors"
-        blob = save(tensors, metadata={"format": f"{FORMAT}/{FORMAT_VERSION}"})
-        # The tensors first, then the record that points at them: a crash in between
-        # leaves an orphan file that the resumed run overwrites, never a dangling record.
-        atomic_write_bytes(out / rel, blob)
-        record["hidden_file"] = rel
-        record["hidden_sha256"] = hashlib.sha256(blob).hexdigest()
-        append_jsonl(_part_path(out, info.rank), record)
+        _write_prompt(out, info.rank, item, record, tensors)
         if on_prompt is not None:
             on_prompt(item)
     bar.close()
@@ -469,6 +459,22 @@ def collect_rollouts(
         _merge(out, ids)
     wait_for_everyone()
     return out
+
+
+def _write_prompt(
+    out: Path, rank: int, item: PromptItem, record: dict[str, Any], tensors: dict[str, torch.Tensor]
+) -> None:
+    """Save one prompt's tensors, then append its record (pointing at them) to the rank's part."""
+    from safetensors.torch import save
+
+    rel = f"hidden/{item.id}.safetensors"
+    blob = save(tensors, metadata={"format": f"{FORMAT}/{FORMAT_VERSION}"})
+    # The tensors first, then the record that points at them: a crash in between
+    # leaves an orphan file that the resumed run overwrites, never a dangling record.
+    atomic_write_bytes(out / rel, blob)
+    record["hidden_file"] = rel
+    record["hidden_sha256"] = hashlib.sha256(blob).hexdigest()
+    append_jsonl(_part_path(out, rank), record)
 
 
 def _merge(out: Path, order: Sequence[str]) -> None:
