@@ -21,9 +21,18 @@ __all__ = ["ScriptedLM", "keyword_cost", "tiny_random_lm"]
 
 
 def tiny_random_lm(
-    tokenizer: Any, *, seed: int = 0, model_id: str = "tiny-random-llama"
+    tokenizer: Any,
+    *,
+    seed: int = 0,
+    model_id: str = "tiny-random-llama",
+    max_position_embeddings: int = 4096,
 ) -> LocalLM:
-    """A random 2-layer Llama (hidden 64) with ``tokenizer``: real rendering, fast forwards."""
+    """A random 2-layer Llama (hidden 64) with ``tokenizer``: real rendering, fast forwards.
+
+    Args:
+        seed: the weights' seed (``torch.manual_seed`` is set to it).
+        max_position_embeddings: the context window (prompt + response tokens).
+    """
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
@@ -35,7 +44,7 @@ def tiny_random_lm(
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=4096,
+        max_position_embeddings=max_position_embeddings,
         eos_token_id=eos,
         pad_token_id=eos,
     )
