@@ -276,7 +276,10 @@ class LocalLM:
             )
         return out.logits[:, -1, :], out.hidden_states[-1][:, -1, :], returned_cache(out)
 
-    def _hooked(self, logits: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
+    def _hooked(self, logits: torch.Tensor, state: DecodeState) -> torch.Tensor:
+        if not self.logits_hooks:  # the usual case: no per-token tensor to build
+            return logits
+        generated = state.generated
         for hook in self.logits_hooks:
             logits = hook(logits, generated)
         return logits
@@ -292,7 +295,7 @@ class LocalLM:
         ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=self.device)
         logits, hidden, cache = self._forward(ids, new_cache(self.model))
         state = DecodeState(cache, logits, hidden, length=len(prompt_ids))
-        state.next_logits = self._hooked(logits, state.generated)
+        state.next_logits = self._hooked(logits, state)
         return state
 
     def step(self, state: DecodeState, next_tokens: torch.Tensor) -> None:
@@ -309,7 +312,7 @@ class LocalLM:
         ids = next_tokens.to(device=self.device, dtype=torch.long)[:, None]
         logits, hidden, cache = self._forward(ids, state.cache)
         state.advance(cache, logits, hidden)
-        state.next_logits = self._hooked(logits, state.generated)
+        state.next_logits = self._hooked(logits, state)
 
     def sample_block(
         self,
