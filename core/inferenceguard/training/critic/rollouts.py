@@ -60,6 +60,7 @@ from ...search.context import SearchContext
 from ...search.events import BlockEvent
 from ...search.steps import (
     Beam,
+    Candidates,
     critic_features,
     expand,
     extend_beams,
@@ -235,13 +236,23 @@ class _Responses:
     beams: list[Beam]
     finish: list[str]
     last_cost: list[float]
-    events: list[tuple[BlockEvent, torch.Tensor, int]] = field(default_factory=list)
+    events: list[tuple[BlockEvent, torch.Tensor]] = field(default_factory=list)
+    """Per block: the critic's inputs and which response `[n]` each row is."""
+
+    def update(
+        self, live: torch.Tensor, beams: list[Beam], cands: Candidates, unsafe: torch.Tensor
+    ) -> None:
+        """Record the block's beams, costs and finish reasons of responses ``live`` `[n]`."""
+        for row, (s, beam) in enumerate(zip(live.tolist(), beams, strict=True)):
+            self.beams[s], self.last_cost[s] = beam, float(cands.cost[row])
+            # An unsafe response's outcome is decided, even if EOS came too.
+            self.finish[s] = "unsafe" if bool(unsafe[row]) else (beam.finish or "length")
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The per-block tensors of the file format (hidden float16 on the CPU)."""
         rows = [
             (e.hidden.detach().to("cpu", torch.float16), e.z, e.step_frac, s, torch.full_like(s, b))
-            for e, s, b in self.events
+            for b, (e, s) in enumerate(self.events)
         ]
         hidden, z, frac, sample, block = (torch.cat(col) for col in zip(*rows, strict=True))
         return {
@@ -272,23 +283,10 @@ def _sample_responses(ctx: SearchContext) -> _Responses:
         beams = [out.beams[s] for s in live.tolist()]
         rows = torch.arange(live.numel())
         cands = sample_verified(ctx, state, beams, rows, this_block, resample_rounds=0)
-        out.events.append(
-            (
-                critic_features(cands.block, cands.z, used + this_block, max_new),
-                live,
-                len(out.events),
-            )
-        )
+        out.events.append((critic_features(cands.block, cands.z, used + this_block, max_new), live))
         ended = finished_rows(cands, used, max_new)
         unsafe = ~cands.safe if cfg.safety_mode == "prefix" else torch.zeros_like(ended)
-        for row, (s, beam) in enumerate(
-            zip(
-                live.tolist(), extend_beams(beams, cands, rows, cands.z, finished=True), strict=True
-            )
-        ):
-            out.beams[s], out.last_cost[s] = beam, float(cands.cost[row])
-            # An unsafe response's outcome is decided, even if EOS came too.
-            out.finish[s] = "unsafe" if bool(unsafe[row]) else (beam.finish or "length")
+        out.update(live, extend_beams(beams, cands, rows, cands.z, finished=True), cands, unsafe)
         keep = (~(ended | unsafe)).nonzero().flatten()
         if 0 < keep.numel() < live.numel():
             state.select(keep)
