@@ -17,6 +17,7 @@ import torch
 from hypothesis import HealthCheck, settings
 
 from inferenceguard import CostModel, GuardConfig, InferenceGuard, LocalLM, RewardModel
+from inferenceguard.testing import tiny_random_lm
 
 # CPU timing on shared 2-core machines is noisy: no per-example deadline.
 settings.register_profile(
@@ -51,32 +52,10 @@ def smollm2_tokenizer(smollm2_dir):
     return AutoTokenizer.from_pretrained(smollm2_dir)
 
 
-def make_tiny_llama(vocab_size: int, seed: int = 0, **overrides):
-    """A random 2-layer Llama small enough for millisecond forwards."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=2,
-        **overrides,
-    )
-    return LlamaForCausalLM(config).eval()
-
-
 @pytest.fixture(scope="session")
 def tiny_lm(smollm2_tokenizer) -> LocalLM:
-    """Random tiny Llama + the real SmolLM2 tokenizer and chat template."""
-    model = make_tiny_llama(len(smollm2_tokenizer))
-    return LocalLM(model, smollm2_tokenizer, model_id="tiny-random-llama")
+    """Random tiny Llama + the real SmolLM2 tokenizer and chat template (2048-token window)."""
+    return tiny_random_lm(smollm2_tokenizer, max_position_embeddings=2048)
 
 
 @pytest.fixture

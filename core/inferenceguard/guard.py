@@ -30,6 +30,7 @@ from .lm import LocalLM
 from .messages import last_user_text, normalize_messages
 from .result import GuardResult, StreamChunk
 from .scorers.base import CostModel, RewardModel
+from .search.baselines import strategy_config
 from .search.context import Critic, SearchContext
 from .search.runner import run_search
 
@@ -107,27 +108,17 @@ class InferenceGuard:
         tools: Sequence[Mapping[str, Any]] | None,
         tool_choice: Any,
         overrides: Mapping[str, Any],
+        *,
+        enforce_budget: bool = True,
     ) -> SearchContext:
+        """Validate one request and build its :class:`SearchContext` (nothing runs yet)."""
         if overrides.get("stop") is not None:
             overrides = {**overrides, "stop": tuple(overrides["stop"])}
         config = self.config.replace(**overrides) if overrides else self.config
         msgs = normalize_messages(messages)
         prompt_ids = self.lm.encode(self.lm.render(msgs, tools=tools, tool_choice=tool_choice))
-        window = self.lm.context_window
-        if len(prompt_ids) + config.max_new_tokens > window:
-            raise ContextLengthError(
-                f"The prompt has {len(prompt_ids)} tokens; with max_new_tokens="
-                f"{config.max_new_tokens} that exceeds the model's context window of {window}.",
-                hint="shorten the conversation or lower max_new_tokens.",
-            )
-        planned = config.n_candidates * (len(prompt_ids) + config.max_new_tokens)
-        if planned > config.max_batch_tokens:
-            raise ResourceError(
-                f"n_candidates × (prompt + max_new_tokens) = {config.n_candidates} × "
-                f"{len(prompt_ids) + config.max_new_tokens} = {planned} tokens exceeds "
-                f"max_batch_tokens={config.max_batch_tokens}.",
-                hint="lower n_candidates or max_new_tokens, or raise max_batch_tokens if memory allows.",
-            )
+        self._check_size(config, len(prompt_ids))
+        config = strategy_config(config)  # after the check: it judges the settings asked for
         budget = self.cost_model.threshold if config.budget is None else config.budget
         if config.budget is not None and config.budget < 0 and self.cost_model.threshold >= 0:
             raise ConfigError(
@@ -147,7 +138,26 @@ class InferenceGuard:
             prompt_ids=prompt_ids,
             budget=float(budget),
             generator=generator,
+            enforce_budget=enforce_budget,
         )
+
+    def _check_size(self, config: GuardConfig, prompt_tokens: int) -> None:
+        """Refuse a request that cannot fit the context window or ``max_batch_tokens``."""
+        window = self.lm.context_window
+        if prompt_tokens + config.max_new_tokens > window:
+            raise ContextLengthError(
+                f"The prompt has {prompt_tokens} tokens; with max_new_tokens="
+                f"{config.max_new_tokens} that exceeds the model's context window of {window}.",
+                hint="shorten the conversation or lower max_new_tokens.",
+            )
+        planned = config.n_candidates * (prompt_tokens + config.max_new_tokens)
+        if planned > config.max_batch_tokens:
+            raise ResourceError(
+                f"n_candidates × (prompt + max_new_tokens) = {config.n_candidates} × "
+                f"{prompt_tokens + config.max_new_tokens} = {planned} tokens exceeds "
+                f"max_batch_tokens={config.max_batch_tokens}.",
+                hint="lower n_candidates or max_new_tokens, or raise max_batch_tokens if memory allows.",
+            )
 
     def stream(
         self,
@@ -200,7 +210,10 @@ class InferenceGuard:
             InputError, ConfigError, ContextLengthError, ResourceError: bad request.
             SafetyExhaustedError: only with ``on_exhausted="raise"``.
         """
-        ctx = self._context(messages, tools, tool_choice, overrides)
+        return self._result(self._context(messages, tools, tool_choice, overrides))
+
+    def _result(self, ctx: SearchContext) -> GuardResult:
+        """Run one request to the end, nothing streamed, and return its result."""
         result = None
         for chunk in self._iterate(ctx, stream=False):
             if chunk.result is not None:
@@ -215,21 +228,8 @@ class InferenceGuard:
         how often plain decoding is unsafe). Never serve its text to users: use
         :meth:`generate`. ``result.safety.safe`` tells whether the text is within budget.
         """
-        ctx = self._context(messages, None, None, overrides)
-        inner = run_search(ctx, enforce_budget=False)
-        result = None
-        try:
-            while True:
-                with self._step_lock:
-                    chunk = next(inner, None)
-                if chunk is None:
-                    break
-                if chunk.result is not None:
-                    result = chunk.result
-        finally:
-            inner.close()
-        assert result is not None
-        return result
+        ctx = self._context(messages, None, None, overrides, enforce_budget=False)
+        return self._result(ctx)
 
     async def astream(
         self,

@@ -1,13 +1,63 @@
-"""Logits processors for block sampling, in the transformers signature ``(scores) -> scores``.
+"""Logits processing for block sampling.
 
-Each is a small callable on `[n, vocab]` float logits; :func:`sample_next` composes them.
+Two kinds of unit, on `[n, vocab]` float logits:
+
+* the sampler's filters (:func:`apply_top_k`, :func:`apply_top_p`), composed in a fixed
+  order by :func:`sample_next` with the temperature and the per-row bias;
+* :class:`LogitsHook` s, given to :class:`~inferenceguard.lm.LocalLM`, which rewrite the
+  model's logits after every forward, before any bias or sampling. They are the public way
+  to steer a model in tests (:class:`ForcedScript`) without touching its forward.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 import torch
 
-__all__ = ["apply_top_k", "apply_top_p", "sample_next", "unsafe_token_bias"]
+__all__ = [
+    "ForcedScript",
+    "LogitsHook",
+    "apply_top_k",
+    "apply_top_p",
+    "sample_next",
+    "unsafe_token_bias",
+]
+
+
+class LogitsHook(Protocol):
+    """Rewrites next-token logits after a forward.
+
+    Args:
+        logits: `[n, V]` the model's next-token logits.
+        generated: `[n]` long, tokens each row has generated so far (0 right after the prefill).
+
+    Returns:
+        `[n, V]` logits.
+    """
+
+    def __call__(self, logits: torch.Tensor, generated: torch.Tensor) -> torch.Tensor: ...
+
+
+class ForcedScript:
+    """A :class:`LogitsHook` that makes every row write ``script``: row i's next token is
+    ``script[generated[i]]`` (the last id once the script is used up).
+
+    Args:
+        script: token ids, usually ending in EOS.
+    """
+
+    def __init__(self, script: Sequence[int]) -> None:
+        if not script:
+            raise ValueError("ForcedScript needs at least one token id.")
+        self.script = torch.tensor(list(script), dtype=torch.long)
+
+    def __call__(self, logits: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
+        script = self.script.to(logits.device)
+        token = script[generated.to(logits.device).clamp(max=len(script) - 1)]
+        forced = torch.full_like(logits, -1e4)
+        return forced.scatter(-1, token[:, None], 0.0)
 
 
 def apply_top_k(scores: torch.Tensor, top_k: int | None) -> torch.Tensor:

@@ -14,15 +14,25 @@ from typing import Any
 import torch
 
 from .lm import LocalLM
+from .processors import ForcedScript
 from .scorers.base import CostModel
 
 __all__ = ["ScriptedLM", "keyword_cost", "tiny_random_lm"]
 
 
 def tiny_random_lm(
-    tokenizer: Any, *, seed: int = 0, model_id: str = "tiny-random-llama"
+    tokenizer: Any,
+    *,
+    seed: int = 0,
+    model_id: str = "tiny-random-llama",
+    max_position_embeddings: int = 4096,
 ) -> LocalLM:
-    """A random 2-layer Llama (hidden 64) with ``tokenizer``: real rendering, fast forwards."""
+    """A random 2-layer Llama (hidden 64) with ``tokenizer``: real rendering, fast forwards.
+
+    Args:
+        seed: the weights' seed (``torch.manual_seed`` is set to it).
+        max_position_embeddings: the context window (prompt + response tokens).
+    """
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
@@ -34,7 +44,7 @@ def tiny_random_lm(
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=4096,
+        max_position_embeddings=max_position_embeddings,
         eos_token_id=eos,
         pad_token_id=eos,
     )
@@ -45,28 +55,22 @@ class ScriptedLM(LocalLM):
     """A LocalLM that deterministically writes ``script`` and then ends.
 
     The underlying tiny model still runs (KV cache, hidden states, batching), only the
-    logits are replaced, so everything downstream — scoring, selection, streaming,
-    adapters — is exercised for real. Useful for tool-calling tests, where a random or
-    135M model cannot be relied on to produce a valid call.
+    logits are replaced — by a public :class:`~inferenceguard.processors.ForcedScript`
+    logits hook — so everything downstream (scoring, selection, streaming, adapters) is
+    exercised for real. Useful for tool-calling tests, where a random or 135M model cannot
+    be relied on to produce a valid call.
     """
 
     def __init__(self, base: LocalLM, script: str) -> None:
         super().__init__(base.model, base.tokenizer, model_id=base.model_id)
+        self._script_hook = ForcedScript([0])
+        self.logits_hooks.append(self._script_hook)
         self.set_script(script)
 
     def set_script(self, script: str) -> None:
         """Change what the model writes next time."""
         self.script_ids: list[int] = [*self.encode(script), self.eos_token_ids[0]]
-
-    def _forward(self, input_ids: torch.Tensor, cache: Any):
-        logits, hidden, cache = super()._forward(input_ids, cache)
-        if input_ids.shape[1] > 1:  # prefill: remember where the response starts
-            cache._scripted_prompt_len = cache.get_seq_length()
-        position = cache.get_seq_length() - cache._scripted_prompt_len
-        token = self.script_ids[min(position, len(self.script_ids) - 1)]
-        forced = torch.full_like(logits, -1e4)
-        forced[:, token] = 0.0
-        return forced, hidden, cache
+        self._script_hook.script = torch.tensor(self.script_ids, dtype=torch.long)
 
 
 def keyword_cost(words: Sequence[str], *, threshold: float = 0.5) -> CostModel:

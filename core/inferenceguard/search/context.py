@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import torch
 
 from ..config import GuardConfig
-from ..lm import LocalLM, SamplerSettings
+from ..lm import Decoder, SamplerSettings
 from ..scorers.base import CostModel, RewardModel, checked_scores
 
 __all__ = ["Critic", "SearchContext", "SearchStats"]
@@ -51,11 +51,11 @@ class SearchContext:
         prompt: the text the scorers see as the request (the latest user turn).
         prompt_ids: the rendered prompt's token ids.
         budget: d.
-        verified: every text scored by the cost model in this request, with its cost; a
-            text is only ever emitted if it is in here and within budget.
+        cost_cache: every text scored by the cost model in this request (unsafe ones too),
+            with its cost; a text is only ever emitted if it is in here and within budget.
     """
 
-    lm: LocalLM
+    lm: Decoder
     cost_model: CostModel
     reward_model: RewardModel
     critic: Critic | None
@@ -66,9 +66,9 @@ class SearchContext:
     generator: torch.Generator
     started: float = field(default_factory=time.perf_counter)
     stats: SearchStats = field(default_factory=SearchStats)
-    verified: dict[str, float] = field(default_factory=dict)
+    cost_cache: dict[str, float] = field(default_factory=dict)
     cancelled: threading.Event = field(default_factory=threading.Event)
-    enforce: bool = True
+    enforce_budget: bool = True
     """False only when measuring unguarded baselines: strategies then keep unsafe
     candidates (ranked last) instead of stopping, as the paper's baselines do."""
 
@@ -81,10 +81,16 @@ class SearchContext:
 
     @property
     def use_critic(self) -> bool:
+        """A critic is loaded and the configuration asks for it."""
         return self.critic is not None and self.config.use_critic
 
-    def timed_out(self) -> bool:
-        """True once ``max_time`` has passed or the caller cancelled the request."""
+    def should_stop(self) -> bool:
+        """True once ``max_time`` has passed or the caller cancelled the request.
+
+        Both end the search early; the result's ``finish_reason`` is then ``"timeout"``
+        (:data:`~inferenceguard.result.FinishReason` has no separate value for a
+        cancellation, whose caller has stopped listening anyway).
+        """
         if self.cancelled.is_set():
             return True
         limit = self.config.max_time
@@ -94,11 +100,11 @@ class SearchContext:
         """Batched, checked cost of responses to this prompt; remembers every result."""
         if not texts:
             return torch.zeros(0)
-        todo = sorted({t for t in texts if t not in self.verified})
+        todo = sorted({t for t in texts if t not in self.cost_cache})
         if todo:
             scores = checked_scores(self.cost_model, [self.prompt] * len(todo), todo)
-            self.verified.update(zip(todo, scores.tolist(), strict=True))
-        return torch.tensor([self.verified[t] for t in texts], dtype=torch.float32)
+            self.cost_cache.update(zip(todo, scores.tolist(), strict=True))
+        return torch.tensor([self.cost_cache[t] for t in texts], dtype=torch.float32)
 
     def reward(self, texts: Sequence[str]) -> torch.Tensor:
         """Batched, checked reward of responses to this prompt."""
@@ -110,16 +116,17 @@ class SearchContext:
         """Score ``text`` if needed; True when its verified cost is within budget."""
         return float(self.cost([text])[0]) <= self.budget
 
-    def response_text(self, tokens: Sequence[int], finish_kind: str | None) -> str:
-        """Decode response tokens; a row ended by a stop string is cut right before it."""
+    def response_text(self, tokens: Sequence[int]) -> str:
+        """Decode response tokens, cut right before the first stop string they contain."""
         text = self.lm.decode(list(tokens))
-        if finish_kind == "stop" or self.config.stop:
+        if self.config.stop:
             cut = min((i for s in self.config.stop if (i := text.find(s)) >= 0), default=-1)
             if cut >= 0:
                 text = text[:cut]
         return text
 
     def report_extra(self) -> dict[str, Any]:
+        """The counters :class:`~inferenceguard.SafetyReport` carries."""
         s = self.stats
         return {
             "steps": s.steps,

@@ -15,8 +15,9 @@ from ..errors import SafetyExhaustedError
 from ..result import FinishReason, GuardResult, SafetyReport, StreamChunk
 from ..scorers.base import checked_scores
 from ..tools import held_back_length
+from .baselines import STRATEGIES
 from .context import SearchContext
-from .strategies import STRATEGIES, Commit, Outcome
+from .events import Commit, Outcome
 
 __all__ = ["run_search"]
 
@@ -30,20 +31,17 @@ def _streamable(ctx: SearchContext, text: str) -> str:
     return text
 
 
-def run_search(
-    ctx: SearchContext, *, enforce_budget: bool = True, stream: bool = True
-) -> Iterator[StreamChunk]:
+def run_search(ctx: SearchContext, *, stream: bool = True) -> Iterator[StreamChunk]:
     """Run ``ctx.config.strategy`` and yield committed deltas, then the final result.
 
     Args:
-        ctx: the request.
-        enforce_budget: ``False`` returns the strategy's raw text even when over budget.
-            Only the evaluation harness uses it, to measure unguarded baselines; the
-            public API always enforces the budget.
+        ctx: the request. With ``ctx.enforce_budget`` false the strategy's raw text is
+            returned even when over budget: only the evaluation harness does that, to
+            measure unguarded baselines; the public API always enforces the budget.
         stream: emit committed text as the search goes; ``False`` sends everything at
             the end (so ``on_exhausted="refuse"`` can still replace a partial answer).
     """
-    ctx.enforce = enforce_budget
+    enforce_budget = ctx.enforce_budget
     search = STRATEGIES[ctx.config.strategy](ctx)
     emitted = ""
     streaming = stream and enforce_budget and ctx.config.safety_mode == "prefix"

@@ -1,14 +1,14 @@
 """Rollouts of the base model for critic training: what the search will see, with outcomes.
 
-For every prompt, ``samples_per_prompt`` responses are sampled exactly as the search samples
-candidates (one prefill, rows expanded with :meth:`DecodeState.select`, blocks of
-``block_len`` tokens from :meth:`LocalLM.sample_block` with the same
-:class:`SamplerSettings`). After each block the cost model scores every live response in one
-batched call and the safety state is updated as in the search; we record, per block,
+For every prompt, ``samples_per_prompt`` responses are sampled by the search's own steps
+(:mod:`inferenceguard.search.steps`: one prefill, rows expanded, blocks of ``block_len``
+tokens sampled and verified by :func:`~inferenceguard.search.steps.sample_verified` with the
+same sampler, safety state and budget). After each block we record the critic's inputs
+exactly as the search computes them (:func:`~inferenceguard.search.steps.critic_features`):
 
-* the final-layer hidden state at the block's last token (``block.hidden``), float16;
+* the final-layer hidden state at the block's last token, float16;
 * the safety state ``z`` (budget − tracked cost) and the step fraction
-  ``tokens so far / max_new_tokens`` (the search's exact formula);
+  ``tokens so far / max_new_tokens``;
 
 and per response its final verified cost, whether it ended within budget, and its final
 reward (one batched reward call per prompt).
@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 import torch
 
+from ..._data import prompt_seed
 from ..._distributed import (
     ProcessInfo,
     append_jsonl,
@@ -50,11 +51,22 @@ from ..._distributed import (
 )
 from ..._io import atomic_write_bytes, atomic_write_text, sha256_file
 from ..._version import __version__
+from ...config import GuardConfig
 from ...errors import ArtifactError, ConfigError
 from ...lm import LocalLM, SamplerSettings
 from ...prompts import PromptSpec
-from ...safety import advance_max_cost
 from ...scorers.base import CostModel, RewardModel, checked_scores
+from ...search.context import SearchContext
+from ...search.events import BlockEvent
+from ...search.steps import (
+    Beam,
+    Candidates,
+    critic_features,
+    expand,
+    extend_beams,
+    finished_rows,
+    sample_verified,
+)
 
 __all__ = [
     "PromptItem",
@@ -65,6 +77,7 @@ __all__ = [
     "load_rollouts",
     "prompt_id",
     "prompt_items",
+    "rollout_context",
     "rollout_prompt",
 ]
 
@@ -175,9 +188,111 @@ def init_distributed() -> ProcessInfo:
     return process_info()
 
 
-def _prompt_seed(seed: int, pid: str) -> int:
-    digest = hashlib.sha256(f"{seed}:{pid}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+def rollout_context(
+    lm: LocalLM,
+    cost_model: CostModel,
+    reward_model: RewardModel,
+    item: PromptItem,
+    settings: RolloutSettings,
+) -> SearchContext:
+    """The search context one prompt's rollouts sample in: the search's sampler, block
+    length, safety mode and budget, with ``samples_per_prompt`` candidates and the
+    prompt's own seed (:func:`inferenceguard._data.prompt_seed`)."""
+    sampler, n = settings.sampler, settings.samples_per_prompt
+    config = GuardConfig(
+        n_candidates=n,
+        n_beams=n,
+        block_len=settings.block_len,
+        max_new_tokens=settings.max_new_tokens,
+        resample_rounds=0,
+        do_sample=sampler.do_sample,
+        # Greedy ignores the temperature, which GuardConfig still wants positive.
+        temperature=sampler.temperature if sampler.do_sample else 1.0,
+        top_p=sampler.top_p,
+        top_k=sampler.top_k,
+        budget=settings.budget,
+        safety_mode=settings.safety_mode,
+        seed=settings.seed,
+    )
+    budget = cost_model.threshold if settings.budget is None else float(settings.budget)
+    seed = prompt_seed(settings.seed, item.id)
+    return SearchContext(
+        lm=lm,
+        cost_model=cost_model,
+        reward_model=reward_model,
+        critic=None,
+        config=config,
+        prompt=item.text,
+        prompt_ids=lm.encode(lm.render(item.text)),
+        budget=budget,
+        generator=torch.Generator(device=lm.device).manual_seed(seed),
+    )
+
+
+@dataclass
+class _Responses:
+    """Per response: its latest beam, finish reason and cost; per block: the critic rows."""
+
+    beams: list[Beam]
+    finish: list[str]
+    last_cost: list[float]
+    events: list[tuple[BlockEvent, torch.Tensor]] = field(default_factory=list)
+    """Per block: the critic's inputs and which response `[n]` each row is."""
+
+    def update(
+        self, live: torch.Tensor, beams: list[Beam], cands: Candidates, unsafe: torch.Tensor
+    ) -> None:
+        """Record the block's beams, costs and finish reasons of responses ``live`` `[n]`."""
+        for row, (s, beam) in enumerate(zip(live.tolist(), beams, strict=True)):
+            self.beams[s], self.last_cost[s] = beam, float(cands.cost[row])
+            # An unsafe response's outcome is decided, even if EOS came too.
+            self.finish[s] = "unsafe" if bool(unsafe[row]) else (beam.finish or "length")
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The per-block tensors of the file format (hidden float16 on the CPU)."""
+        rows = [
+            (e.hidden.detach().to("cpu", torch.float16), e.z, e.step_frac, s, torch.full_like(s, b))
+            for b, (e, s) in enumerate(self.events)
+        ]
+        hidden, z, frac, sample, block = (torch.cat(col) for col in zip(*rows, strict=True))
+        return {
+            "hidden": hidden.contiguous(),
+            "z": z.float().contiguous(),
+            "step_frac": frac.float().contiguous(),
+            "sample": sample.long().contiguous(),
+            "block": block.long().contiguous(),
+        }
+
+
+def _sample_responses(ctx: SearchContext) -> _Responses:
+    """Sample every response block by block with the search's own steps.
+
+    A response leaves the batch when it ends (EOS, or ``max_new_tokens``) and, in prefix
+    mode, as soon as it goes over budget: its outcome is then fixed (z never rises), so
+    sampling it further would only cost time.
+    """
+    cfg = ctx.config
+    n, max_new = cfg.n_candidates, cfg.max_new_tokens
+    out = _Responses(beams=[Beam() for _ in range(n)], finish=["length"] * n, last_cost=[0.0] * n)
+    state = ctx.lm.prefill(ctx.prompt_ids)
+    state.select(expand(1, n))
+    live = torch.arange(n)  # response index of each state row
+    used = 0
+    while live.numel():
+        this_block = min(cfg.block_len, max_new - used)
+        beams = [out.beams[s] for s in live.tolist()]
+        rows = torch.arange(live.numel())
+        cands = sample_verified(ctx, state, beams, rows, this_block, resample_rounds=0)
+        out.events.append((critic_features(cands.block, cands.z, used + this_block, max_new), live))
+        ended = finished_rows(cands, used, max_new)
+        unsafe = ~cands.safe if cfg.safety_mode == "prefix" else torch.zeros_like(ended)
+        out.update(live, extend_beams(beams, cands, rows, cands.z, finished=True), cands, unsafe)
+        keep = (~(ended | unsafe)).nonzero().flatten()
+        if 0 < keep.numel() < live.numel():
+            state.select(keep)
+        live = live[keep]
+        used += this_block
+    return out
 
 
 def rollout_prompt(
@@ -187,10 +302,8 @@ def rollout_prompt(
     item: PromptItem,
     settings: RolloutSettings,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Sample ``samples_per_prompt`` responses to one prompt, block by block.
-
-    In prefix mode a response stops as soon as it goes over budget: its outcome is then
-    fixed (z never rises), so sampling it further would only cost time.
+    """Sample ``samples_per_prompt`` responses to one prompt, block by block, exactly as the
+    search samples and verifies candidates (:mod:`inferenceguard.search.steps`).
 
     Returns:
         (record, tensors): the JSON record (responses with text, tokens, finish, final
@@ -198,80 +311,33 @@ def rollout_prompt(
         ``hidden`` `[b, H]` float16, ``z`` `[b]`, ``step_frac`` `[b]`, ``sample`` `[b]`
         (which response), ``block`` `[b]` (block number).
     """
-    budget = cost_model.threshold if settings.budget is None else float(settings.budget)
-    n, max_new = settings.samples_per_prompt, settings.max_new_tokens
-    generator = torch.Generator(device=lm.device).manual_seed(_prompt_seed(settings.seed, item.id))
-    state = lm.prefill(lm.encode(lm.render(item.text)))
-    state.select(torch.zeros(n, dtype=torch.long))
-    tokens: list[list[int]] = [[] for _ in range(n)]
-    texts = [""] * n
-    last_cost = [0.0] * n
-    tracked = torch.full((n,), float("-inf"))
-    finish: list[str] = ["length"] * n
-    live = list(range(n))  # response index of each state row
-    hidden, zs, fracs, samples, blocks = [], [], [], [], []
-    used, step = 0, 0
-    while live:
-        this_block = min(settings.block_len, max_new - used)
-        block = lm.sample_block(state, this_block, sampler=settings.sampler, generator=generator)
-        lengths = block.lengths.tolist()
-        for row, s in enumerate(live):
-            tokens[s] += block.tokens[row, : lengths[row]].tolist()
-            texts[s] = lm.decode(tokens[s])
-        live_t = torch.tensor(live)
-        cost = checked_scores(cost_model, [item.text] * len(live), [texts[s] for s in live])
-        tracked[live_t] = advance_max_cost(tracked[live_t], cost, settings.safety_mode)
-        z = budget - tracked[live_t]
-        used += this_block
-        hidden.append(block.hidden.detach().to("cpu", torch.float16))
-        zs.append(z)
-        # The search's formula, for rows that ended early too: (used + this_block) / D.
-        fracs.append(torch.full((len(live),), used / max_new))
-        samples.append(live_t)
-        blocks.append(torch.full((len(live),), step))
-        step += 1
-        keep: list[int] = []
-        for row, s in enumerate(live):
-            last_cost[s] = float(cost[row])
-            if settings.safety_mode == "prefix" and float(z[row]) < 0:
-                finish[s] = "unsafe"  # the outcome is decided, even if EOS came too
-            elif bool(block.finished[row]):
-                finish[s] = "stop"
-            elif used >= max_new:
-                finish[s] = "length"
-            else:
-                keep.append(row)
-        if keep and len(keep) < len(live):
-            state.select(torch.tensor(keep))
-        live = [live[row] for row in keep]
-    del state
-    rewards = checked_scores(reward_model, [item.text] * n, texts).tolist()
-    z_final = (budget - tracked).tolist()
+    ctx = rollout_context(lm, cost_model, reward_model, item, settings)
+    out = _sample_responses(ctx)
+    texts = [b.text for b in out.beams]
+    rewards = checked_scores(reward_model, [item.text] * len(texts), texts).tolist()
     responses = [
         {
-            "text": texts[s],
-            "tokens": len(tokens[s]),
-            "token_ids": tokens[s],
-            "finish": finish[s],
-            "final_cost": last_cost[s],
-            "max_prefix_cost": float(tracked[s]),
-            "within_budget": bool(z_final[s] >= 0),
-            "reward": float(rewards[s]),
+            "text": beam.text,
+            "tokens": len(beam.tokens),
+            "token_ids": beam.tokens,
+            "finish": finish,
+            "final_cost": cost,
+            "max_prefix_cost": beam.tracked_cost,
+            # The search's own verdict: z after the response's last block (every response
+            # has at least one).
+            "within_budget": bool(beam.z_trace[-1] >= 0),
+            "reward": float(reward),
         }
-        for s in range(n)
+        for beam, finish, cost, reward in zip(
+            out.beams, out.finish, out.last_cost, rewards, strict=True
+        )
     ]
-    tensors = {
-        "hidden": torch.cat(hidden).contiguous(),
-        "z": torch.cat(zs).float().contiguous(),
-        "step_frac": torch.cat(fracs).float().contiguous(),
-        "sample": torch.cat(samples).long().contiguous(),
-        "block": torch.cat(blocks).long().contiguous(),
-    }
+    tensors = out.tensors()
     record = {
         "prompt_id": item.id,
         "prompt": item.text,
         "source": item.source,
-        "budget": budget,
+        "budget": ctx.budget,
         "n_blocks": int(tensors["z"].numel()),
         "responses": responses,
     }
@@ -342,7 +408,8 @@ def collect_rollouts(
     progress: bool = True,
     on_prompt: Callable[[PromptItem], None] | None = None,
 ) -> Path:
-    """Roll out every prompt, resuming and sharding as described in the module docstring.
+    """Roll out every prompt into ``out_dir`` (returned), resuming and sharding as the
+    module docstring describes.
 
     Under ``accelerate launch`` each rank takes every ``world_size``-th prompt; rank 0
     merges the per-rank records into ``index.jsonl`` once all ranks are done. Call it on
@@ -356,13 +423,9 @@ def collect_rollouts(
         progress: show a tqdm bar per rank.
         on_prompt: called after each finished prompt (tests use it to interrupt a run).
 
-    Returns:
-        ``out_dir``.
-
     Raises:
         ConfigError: ``out_dir`` holds rollouts made with other settings, or ids repeat.
     """
-    from safetensors.torch import save
     from tqdm.auto import tqdm
 
     out = Path(out_dir)
@@ -385,14 +448,7 @@ def collect_rollouts(
     )
     for item in bar:
         record, tensors = rollout_prompt(lm, cost_model, reward_model, item, settings)
-        rel = f"hidden/{item.id}.safetensors"
-        blob = save(tensors, metadata={"format": f"{FORMAT}/{FORMAT_VERSION}"})
-        # The tensors first, then the record that points at them: a crash in between
-        # leaves an orphan file that the resumed run overwrites, never a dangling record.
-        atomic_write_bytes(out / rel, blob)
-        record["hidden_file"] = rel
-        record["hidden_sha256"] = hashlib.sha256(blob).hexdigest()
-        append_jsonl(_part_path(out, info.rank), record)
+        _write_prompt(out, info.rank, item, record, tensors)
         if on_prompt is not None:
             on_prompt(item)
     bar.close()
@@ -401,6 +457,22 @@ def collect_rollouts(
         _merge(out, ids)
     wait_for_everyone()
     return out
+
+
+def _write_prompt(
+    out: Path, rank: int, item: PromptItem, record: dict[str, Any], tensors: dict[str, torch.Tensor]
+) -> None:
+    """Save one prompt's tensors, then append its record (pointing at them) to the rank's part."""
+    from safetensors.torch import save
+
+    rel = f"hidden/{item.id}.safetensors"
+    blob = save(tensors, metadata={"format": f"{FORMAT}/{FORMAT_VERSION}"})
+    # The tensors first, then the record that points at them: a crash in between
+    # leaves an orphan file that the resumed run overwrites, never a dangling record.
+    atomic_write_bytes(out / rel, blob)
+    record["hidden_file"] = rel
+    record["hidden_sha256"] = hashlib.sha256(blob).hexdigest()
+    append_jsonl(_part_path(out, rank), record)
 
 
 def _merge(out: Path, order: Sequence[str]) -> None:

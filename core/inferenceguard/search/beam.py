@@ -1,0 +1,156 @@
+"""InferenceGuard's block search (DESIGN.md §4) as a loop of named steps.
+
+One step, each line a call into :mod:`.steps` or the :mod:`scoring policy <.scoring>`:
+
+(a) expand the live beams to about ``n_candidates`` candidates (KV cache reordered, not
+    recomputed);
+(b) sample one block for every candidate, one batched forward per token;
+(c) verify: score the candidates with the cost model in one batched call and update the
+    safety state; if every candidate is unsafe, roll the block back, penalise the
+    offending tokens' logits and resample, at most ``resample_rounds`` times;
+(d) score with the critic (value + safety probability) or the reward model;
+(e) keep the top ``n_beams`` eligible candidates;
+(f) finished ones move to the pool, the rest stay live (their rows reordered);
+(g) commit the block-aligned prefix shared by every live beam and pooled answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..result import FinishReason
+from .context import SearchContext
+from .events import Commit, Outcome, Search
+from .scoring import ScoringPolicy
+from .steps import (
+    Beam,
+    Candidates,
+    candidate_width,
+    critic_features,
+    expand,
+    extend_beams,
+    finished_rows,
+    next_target,
+    sample_verified,
+    select_top_k,
+    shared_prefix,
+    task_scores,
+)
+
+__all__ = ["block_search"]
+
+
+@dataclass
+class _Progress:
+    """The search's state between steps: live beams, finished answers, why it stopped."""
+
+    beams: list[Beam] = field(default_factory=lambda: [Beam()])
+    pool: list[Beam] = field(default_factory=list)
+    n_target: int = 1
+    exhausted: bool = False
+    stopped: bool = False
+
+    def keep(
+        self,
+        cands: Candidates,
+        live: torch.Tensor,
+        done: torch.Tensor,
+        scores: torch.Tensor,
+        n_beams: int,
+    ) -> None:
+        """Rows ``live`` become the beams, rows ``done`` join the pool; a full pool ends it."""
+        self.pool += extend_beams(self.beams, cands, done, scores, finished=True)
+        self.beams = extend_beams(self.beams, cands, live, scores, finished=False)
+        if len(self.pool) >= n_beams:
+            self.beams = []
+
+
+def block_search(
+    ctx: SearchContext,
+    *,
+    block_len: int,
+    n_beams: int,
+    resample_rounds: int,
+    use_critic: bool,
+    policy: ScoringPolicy,
+) -> Search:
+    """Block-wise beam search with the safety state; InferenceGuard and its baselines.
+
+    Args:
+        block_len: tokens per block (``max_new_tokens`` gives best-of-N).
+        n_beams: K.
+        resample_rounds: M (used only by a policy that resamples).
+        use_critic: score with the critic when one is loaded.
+        policy: :class:`~.scoring.Penalised` or :class:`~.scoring.Lagrangian`.
+
+    Yields :class:`~.events.BlockEvent` after every verified block and
+    :class:`~.events.Commit` whenever the shared prefix grows; returns the
+    :class:`~.events.Outcome`.
+    """
+    cfg = ctx.config
+    state = ctx.lm.prefill(ctx.prompt_ids)
+    ctx.stats.forwards += 1
+    run = _Progress(n_target=cfg.n_candidates)
+    rounds = resample_rounds if policy.resamples else 0
+    while run.beams:
+        if ctx.should_stop():
+            run.stopped = True
+            break
+        used = len(run.beams[0].tokens)
+        this_block = min(block_len, cfg.max_new_tokens - used)
+        ctx.stats.steps += 1
+        parents = expand(len(run.beams), candidate_width(run.n_target, len(run.beams)))  # (a)
+        state.select(parents)
+        cands = sample_verified(ctx, state, run.beams, parents, this_block, rounds)  # (b)-(c)
+        features = critic_features(cands.block, cands.z, used + this_block, cfg.max_new_tokens)
+        yield features
+        if policy.exhausts(ctx, cands):
+            run.exhausted = True
+            if not policy.keeps_unsafe(ctx):
+                break
+        critic_in = features if use_critic else None
+        task, p_safe = task_scores(ctx, cands, critic_in, rank_single=policy.rank_single)  # (d)
+        scores, eligible = policy.score(ctx, cands, task, p_safe)
+        finished = finished_rows(cands, used, cfg.max_new_tokens)
+        slots = min(n_beams, run.n_target)
+        live, done = select_top_k(scores, eligible, finished, slots, cands.request)  # (e)
+        run.keep(cands, live, policy.admit(ctx, cands, done), scores, n_beams)  # (f)
+        if run.beams:
+            state.select(live)
+            run.n_target = next_target(ctx, run.n_target, cands.z[live], cands.rounds)
+        if policy.commits(ctx) and (committed := shared_prefix(run.beams + run.pool)):  # (g)
+            yield Commit(ctx.response_text((run.beams + run.pool)[0].tokens[:committed]))
+    del state  # free the KV cache before final scoring
+    return _outcome(ctx, policy, run)
+
+
+def _outcome(ctx: SearchContext, policy: ScoringPolicy, run: _Progress) -> Outcome:
+    """The answer: the policy's pick among finished candidates, else the best live beam."""
+    if run.pool:
+        best = policy.pick(ctx, run.pool)
+        return _to_outcome(best, best.finish or "stop", exhausted=False)
+    if run.beams:
+        best = max(run.beams, key=lambda b: b.score)
+        reason: FinishReason = (
+            "timeout" if run.stopped else ("safety" if run.exhausted else "length")
+        )
+        return _to_outcome(best, reason, exhausted=run.exhausted)
+    return Outcome(
+        tokens=[],
+        text="",
+        finish_reason="timeout" if run.stopped else "safety",
+        exhausted=not run.stopped,
+    )
+
+
+def _to_outcome(beam: Beam, reason: FinishReason, *, exhausted: bool) -> Outcome:
+    return Outcome(
+        tokens=beam.tokens,
+        text=beam.text,
+        finish_reason=reason,
+        exhausted=exhausted,
+        z_trace=beam.z_trace,
+        max_prefix_cost=beam.tracked_cost,
+    )

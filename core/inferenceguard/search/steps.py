@@ -1,0 +1,357 @@
+"""The steps of the block search, each a small function with a shape contract.
+
+:func:`~inferenceguard.search.beam.block_search` is a loop of these calls; the baselines
+and the critic's rollouts (:mod:`inferenceguard.training.critic.rollouts`) use the same
+ones, so every strategy samples, verifies and featurises candidates identically.
+
+Shapes: ``b`` live beams, ``n`` candidates (rows of the decode state), ``B`` block length,
+``V`` vocabulary, ``H`` hidden width. Rows carry the request they belong to
+(``request`` `[n]`), so nothing here assumes one prompt per batch; today every row
+belongs to request 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..lm import Block, RowState
+from ..processors import unsafe_token_bias
+from ..result import FinishReason
+from ..safety import advance_max_cost, is_safe, safety_state
+from .context import SearchContext
+from .events import BlockEvent
+
+__all__ = [
+    "Beam",
+    "Candidates",
+    "candidate_width",
+    "critic_features",
+    "expand",
+    "extend_beams",
+    "finished_rows",
+    "next_target",
+    "sample_candidates",
+    "sample_verified",
+    "select_top_k",
+    "shared_prefix",
+    "task_scores",
+    "verify",
+]
+
+
+@dataclass
+class Beam:
+    """One partial (live) or finished (pooled) answer.
+
+    Attributes:
+        tokens: response token ids so far.
+        boundaries: token counts at its block boundaries (0 first).
+        tracked_cost: the cost the safety state tracks (``-inf`` before any block).
+        z_trace: safety state after each block.
+        text: the response text of ``tokens``.
+        score: its selection score in the step that kept it.
+        finish: why it ended (pooled answers), ``None`` while live.
+        request: the request it answers.
+    """
+
+    tokens: list[int] = field(default_factory=list)
+    boundaries: list[int] = field(default_factory=lambda: [0])
+    tracked_cost: float = float("-inf")
+    z_trace: list[float] = field(default_factory=list)
+    text: str = ""
+    score: float = 0.0
+    finish: FinishReason | None = None
+    request: int = 0
+
+
+@dataclass
+class Candidates:
+    """One step's candidates: a block sampled for each, then verified by the cost model.
+
+    Attributes:
+        parents: `[n]` index of each candidate's beam.
+        request: `[n]` the request each candidate belongs to.
+        block: the sampled :class:`~inferenceguard.lm.Block` (`[n, B']` tokens).
+        tokens: per candidate, the full response tokens (parent's + the block's).
+        texts: per candidate, the response text.
+        cost: `[n]` verified cost of each text (filled by :func:`verify`).
+        tracked: `[n]` tracked cost after the block.
+        z: `[n]` safety state after the block.
+        rounds: resample rounds it took to find these candidates.
+    """
+
+    parents: torch.Tensor
+    request: torch.Tensor
+    block: Block
+    tokens: list[list[int]]
+    texts: list[str]
+    cost: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    tracked: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    z: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    rounds: int = 0
+
+    @property
+    def n(self) -> int:
+        """Number of candidates."""
+        return len(self.texts)
+
+    @property
+    def safe(self) -> torch.Tensor:
+        """`[n]` bool: verified within budget (``z ≥ 0``)."""
+        return is_safe(self.z)
+
+
+def candidate_width(n_target: int, n_live: int) -> int:
+    """Candidates per live beam so that about ``n_target`` are sampled (at least one each)."""
+    return max(1, n_target // n_live)
+
+
+def expand(n_beams: int, width: int | torch.Tensor) -> torch.Tensor:
+    """Parent index of every candidate, `[b]` beams -> `[n]` with ``n = Σ width``.
+
+    Args:
+        n_beams: b.
+        width: candidates per beam, one number or `[b]` (e.g. per request).
+
+    Returns:
+        `[n]` long, beam ``i`` repeated ``width[i]`` times, in beam order.
+    """
+    return torch.arange(n_beams).repeat_interleave(
+        torch.as_tensor(width, dtype=torch.long).expand(n_beams)
+    )
+
+
+def sample_candidates(
+    ctx: SearchContext,
+    state: RowState,
+    beams: Sequence[Beam],
+    parents: torch.Tensor,
+    block_len: int,
+    bias: torch.Tensor | None = None,
+) -> Candidates:
+    """Sample one block for each of the ``n`` rows of ``state`` (already expanded to ``parents``).
+
+    Args:
+        state: `n` rows, row i continuing ``beams[parents[i]]``; advanced in place.
+        block_len: tokens to sample (fewer when every row ends).
+        bias: `[V]` or `[n, V]` additive logit bias (the unsafe-token penalty).
+
+    Returns:
+        Unverified :class:`Candidates` (tokens and texts, no costs yet).
+    """
+    cfg = ctx.config
+    parent_of = parents.tolist()
+    history = [beams[p].tokens for p in parent_of]
+    block = ctx.lm.sample_block(
+        state,
+        block_len,
+        sampler=ctx.sampler,
+        bias=bias,
+        generator=ctx.generator,
+        stop=cfg.stop,
+        history=history if cfg.stop else None,
+    )
+    ctx.stats.forwards += block.forwards
+    ctx.stats.candidates_sampled += len(parent_of)
+    lengths = block.lengths.tolist()
+    tokens = [h + block.tokens[i, : lengths[i]].tolist() for i, h in enumerate(history)]
+    request = torch.tensor([beams[p].request for p in parent_of], dtype=torch.long)
+    return Candidates(parents, request, block, tokens, [ctx.response_text(t) for t in tokens])
+
+
+def verify(ctx: SearchContext, cands: Candidates, parent_cost: torch.Tensor) -> Candidates:
+    """Score every candidate's text with the cost model (one batched call) and fold the cost
+    into the safety state.
+
+    Args:
+        parent_cost: `[n]` tracked cost of each candidate's beam.
+
+    Returns:
+        ``cands`` with ``cost``, ``tracked`` and ``z`` `[n]` filled in.
+    """
+    cands.cost = ctx.cost(cands.texts)
+    cands.tracked = advance_max_cost(parent_cost, cands.cost, ctx.config.safety_mode)
+    cands.z = safety_state(ctx.budget, cands.tracked)
+    return cands
+
+
+def sample_verified(
+    ctx: SearchContext,
+    state: RowState,
+    beams: Sequence[Beam],
+    parents: torch.Tensor,
+    block_len: int,
+    resample_rounds: int,
+) -> Candidates:
+    """Sample and verify one block; while every candidate is unsafe, roll the block back,
+    penalise the offending tokens' logits and resample (at most ``resample_rounds`` times).
+
+    Args:
+        state: `n` rows expanded to ``parents`` `[n]`; left after the returned block.
+
+    Returns:
+        The verified :class:`Candidates`; all unsafe when the rounds ran out.
+    """
+    parent_cost = torch.tensor([beams[p].tracked_cost for p in parents.tolist()])
+    checkpoint = state.checkpoint()
+    bias: torch.Tensor | None = None
+    rounds = 0
+    while True:
+        cands = sample_candidates(ctx, state, beams, parents, block_len, bias)
+        verify(ctx, cands, parent_cost)
+        if bool(cands.safe.any()) or rounds >= resample_rounds:
+            cands.rounds = rounds
+            return cands
+        if rounds == 0:
+            ctx.stats.all_unsafe_steps += 1
+        rounds += 1
+        ctx.stats.resample_rounds += 1
+        block = cands.block
+        penalty = unsafe_token_bias(
+            block.tokens, block.lengths, ctx.lm.vocab_size, ctx.config.logit_penalty
+        )
+        bias = penalty if bias is None else bias + penalty
+        state.rollback(checkpoint)
+
+
+def critic_features(
+    block: Block, z: torch.Tensor, tokens_budgeted: int, max_new: int
+) -> BlockEvent:
+    """The critic's inputs for one block: hidden `[n, H]`, z `[n]`, step fraction `[n]`.
+
+    Args:
+        tokens_budgeted: tokens before this block plus the block's length B, for every row
+            (rows that ended early included): the step fraction is ``tokens_budgeted / D``.
+        max_new: D, ``max_new_tokens``.
+    """
+    step_frac = torch.full((z.shape[0],), tokens_budgeted / max_new)
+    return BlockEvent(hidden=block.hidden, z=z, step_frac=step_frac)
+
+
+def task_scores(
+    ctx: SearchContext, cands: Candidates, features: BlockEvent | None, *, rank_single: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Task score `[n]` (higher is better) and the critic's ``p_safe`` `[n]` (or ``None``).
+
+    Args:
+        features: the block's critic inputs; ``None`` scores with the reward model.
+        rank_single: score a lone candidate too (otherwise it gets 0: nothing to rank).
+    """
+    if features is not None and ctx.critic is not None:
+        p_safe, value = ctx.critic.predict(features.hidden, features.z, features.step_frac)
+        ctx.stats.critic_used = True
+        task = value if ctx.config.critic_ranking == "value" else ctx.reward(cands.texts)
+        return task, p_safe
+    if cands.n > 1 or rank_single:
+        return ctx.reward(cands.texts), None
+    return torch.zeros(1), None
+
+
+def finished_rows(cands: Candidates, used: int, max_new: int) -> torch.Tensor:
+    """`[n]` bool: the candidate's answer is complete (ended, or reached ``max_new`` tokens).
+
+    Args:
+        used: response tokens before this block (the same for every row).
+    """
+    return cands.block.finished.cpu() | (used + cands.block.lengths.cpu() >= max_new)
+
+
+def select_top_k(
+    scores: torch.Tensor,
+    eligible: torch.Tensor,
+    finished: torch.Tensor,
+    k: int,
+    request: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The best ``k`` eligible candidates of each request, split into live and finished ones.
+
+    Ties keep row order (a stable sort rather than ``topk``, whose order among equal scores
+    is unspecified), so a seeded search is reproducible across devices.
+
+    Args:
+        scores: `[n]` higher is better.
+        eligible: `[n]` bool, may be kept at all.
+        finished: `[n]` bool, the answer is complete.
+        k: slots per request.
+        request: `[n]` long request of each row (default: all one request).
+
+    Returns:
+        ``(live, done)``: row indices `[≤k]` each (per request), best first, grouped by request.
+    """
+    request = torch.zeros_like(scores, dtype=torch.long) if request is None else request
+    ranked = scores.masked_fill(~eligible, float("-inf"))
+    order = ranked.argsort(descending=True, stable=True)
+    order = order[eligible[order]]  # an eligible row scored -inf still beats ineligible ones
+    order = order[request[order].argsort(stable=True)]  # group by request, best first within
+    grouped = request[order]
+    first = torch.searchsorted(grouped, grouped, side="left")
+    top = order[torch.arange(order.numel()) - first < k]
+    return top[~finished[top]], top[finished[top]]
+
+
+def extend_beams(
+    beams: Sequence[Beam],
+    cands: Candidates,
+    rows: torch.Tensor,
+    scores: torch.Tensor,
+    *,
+    finished: bool,
+) -> list[Beam]:
+    """The beams that candidates ``rows`` `[m]` make: parent's history plus the new block.
+
+    Args:
+        finished: the rows are complete answers (they get a finish reason) or live beams.
+    """
+    out = []
+    for i in rows.tolist():
+        parent = beams[int(cands.parents[i])]
+        total = len(cands.tokens[i])
+        finish: FinishReason | None = None
+        if finished:
+            finish = "stop" if bool(cands.block.finished[i]) else "length"
+        out.append(
+            Beam(
+                tokens=cands.tokens[i],
+                boundaries=[*parent.boundaries, total],
+                tracked_cost=float(cands.tracked[i]),
+                z_trace=[*parent.z_trace, float(cands.z[i])],
+                text=cands.texts[i],
+                score=float(scores[i]),
+                finish=finish,
+                request=parent.request,
+            )
+        )
+    return out
+
+
+def next_target(ctx: SearchContext, current: int, z_live: torch.Tensor, rounds: int) -> int:
+    """Candidates to sample next step (adaptive narrowing): ``adaptive_min_candidates``
+    while every live beam is at least ``adaptive_margin`` inside the budget.
+
+    Args:
+        current: the number sampled this step; kept when the step tells nothing new.
+        z_live: `[b]` safety state of the beams kept.
+        rounds: resample rounds this step needed (a step that resampled keeps ``current``).
+    """
+    cfg = ctx.config
+    if not cfg.adaptive or z_live.numel() == 0 or rounds > 0:
+        return current
+    low_risk = bool((z_live >= cfg.adaptive_margin).all())
+    return cfg.adaptive_min_candidates if low_risk else cfg.n_candidates
+
+
+def shared_prefix(beams: Sequence[Beam]) -> int:
+    """Longest block boundary at which every beam has the same tokens (0 when none)."""
+    if not beams:
+        return 0
+    common = set(beams[0].boundaries)
+    for b in beams[1:]:
+        common &= set(b.boundaries)
+    first = beams[0].tokens
+    for length in sorted(common, reverse=True):
+        if all(b.tokens[:length] == first[:length] for b in beams[1:]):
+            return length
+    return 0
