@@ -9,7 +9,6 @@ both), recording each file's sha256 so the trained probe names exactly what it s
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import random
@@ -21,6 +20,7 @@ from typing import Any
 from ..._data import data_path
 from ..._io import sha256_file
 from ...errors import ConfigError
+from ...prompts import read_rows
 
 __all__ = [
     "DEFAULT_SEED",
@@ -163,16 +163,13 @@ class _Reader:
         self.files[relative] = sha256_file(path)
         return path
 
-    def text(self, relative: str) -> str:
-        return self.file(relative).read_text(encoding="utf-8")
-
-    def rows(self, relative: str) -> list[dict[str, str]]:
-        # newline="" as the csv module asks: quoted fields may hold line breaks.
-        with open(self.file(relative), newline="", encoding="utf-8") as fh:
-            return list(csv.DictReader(fh))
+    def rows(self, relative: str) -> list[Any]:
+        """The file's rows through the one prompt-file reader (CSV dicts, JSON(L) items)."""
+        return read_rows(self.file(relative))
 
     def lines(self, relative: str) -> list[str]:
-        return [s.strip() for s in self.text(relative).splitlines() if s.strip()]
+        """A text file's non-blank lines, stripped."""
+        return [s.strip() for s in read_rows(self.file(relative)) if s.strip()]
 
     def glob(self, folder: str, pattern: str) -> list[str]:
         """Relative names of the files under ``folder`` matching ``pattern``, sorted."""
@@ -197,15 +194,12 @@ def load_sources(data_dir: str | Path | None = None) -> Sources:
         (r["prompt"], r["type"], r["label"]) for r in reader.rows("xstest/xstest_prompts.csv")
     ]
     src.toxigen = _read_toxigen(reader)
-    for line in reader.lines("pku_saferlhf/alpaca7b_test_first10.jsonl"):
-        rec = json.loads(line)
+    for rec in reader.rows("pku_saferlhf/alpaca7b_test_first10.jsonl"):
         for i in (0, 1):
             src.pku.append(
                 (rec["prompt"], rec[f"response_{i}"], int(not rec[f"is_response_{i}_safe"]))
             )
-    src.alpaca = [
-        d["instruction"] for d in json.loads(reader.text("alpaca_harmless/harmless_test.json"))
-    ]
+    src.alpaca = [d["instruction"] for d in reader.rows("alpaca_harmless/harmless_test.json")]
     src.mt_bench = _read_mt_bench(reader)
     for name in reader.glob("realtoxicityprompts", "rtp_*.txt"):
         src.rtp += reader.lines(name)
@@ -258,9 +252,8 @@ def _read_mt_bench(reader: _Reader) -> list[tuple[str, str, str]]:
             "mt_bench/vicuna_bench_reference_answer_gpt4.jsonl",
         ),
     ):
-        questions = {(d := json.loads(s))["question_id"]: d["turns"] for s in reader.lines(q_file)}
-        for s in reader.lines(a_file):
-            d = json.loads(s)
+        questions = {d["question_id"]: d["turns"] for d in reader.rows(q_file)}
+        for d in reader.rows(a_file):
             turns = d["choices"][0]["turns"]
             for t, (q, a) in enumerate(
                 zip(questions.get(d["question_id"], []), turns, strict=False)

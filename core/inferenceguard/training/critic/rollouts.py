@@ -43,10 +43,10 @@ import torch
 from ..._data import prompt_seed
 from ..._distributed import (
     ProcessInfo,
-    append_jsonl,
+    ResumableShards,
+    init_distributed,
     process_info,
     read_jsonl,
-    shard,
     wait_for_everyone,
 )
 from ..._io import atomic_write_bytes, atomic_write_text, sha256_file
@@ -73,7 +73,6 @@ __all__ = [
     "RolloutData",
     "RolloutSettings",
     "collect_rollouts",
-    "init_distributed",
     "load_rollouts",
     "prompt_id",
     "prompt_items",
@@ -172,20 +171,6 @@ class RolloutSettings:
         data = asdict(self)
         data["sampler"] = asdict(self.sampler)
         return data
-
-
-def init_distributed() -> ProcessInfo:
-    """This process's rank and world size; sets ``accelerate`` up for CPU-only runs.
-
-    ``PartialState()`` chooses the gloo CPU backend only when asked for the CPU explicitly;
-    without a GPU it would otherwise give every rank "rank 0 of 1" and each would do all the
-    work. The state is a singleton, so later ``PartialState()`` calls see this one.
-    """
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from accelerate import PartialState
-
-        PartialState(cpu=not torch.cuda.is_available())
-    return process_info()
 
 
 def rollout_context(
@@ -379,13 +364,14 @@ def _check_settings(out: Path, doc: dict[str, Any], info: ProcessInfo) -> None:
         atomic_write_text(path, text + "\n")
 
 
-def _part_path(out: Path, rank: int) -> Path:
-    return out / "parts" / f"index.rank{rank}.jsonl"
+def _parts(out: Path, info: ProcessInfo) -> ResumableShards:
+    """Each rank's records, appended to its own file under ``parts/`` until the merge."""
+    return ResumableShards(out / "parts", info, key="prompt_id", pattern="index.rank{rank}.jsonl")
 
 
 def _finished(out: Path) -> dict[str, dict[str, Any]]:
     """Records already on disk whose hidden-state file is intact, by prompt id."""
-    paths = [out / INDEX_FILE, *sorted((out / "parts").glob("index.rank*.jsonl"))]
+    paths = [out / INDEX_FILE, *_parts(out, process_info()).files()]
     done: dict[str, dict[str, Any]] = {}
     for record in read_jsonl(paths):
         pid = record.get("prompt_id")
@@ -436,7 +422,8 @@ def collect_rollouts(
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, _settings_doc(lm, cost_model, reward_model, settings), info)
     done = _finished(out)
-    mine = [p for p in shard(prompts, info) if p.id not in done]
+    parts = _parts(out, info)
+    mine = [p for p in parts.mine(prompts) if p.id not in done]
     if info.is_main and len(done):
         logger.warning("Resuming in %s: %d of %d prompts already done.", out, len(done), len(ids))
     bar = tqdm(
@@ -448,7 +435,7 @@ def collect_rollouts(
     )
     for item in bar:
         record, tensors = rollout_prompt(lm, cost_model, reward_model, item, settings)
-        _write_prompt(out, info.rank, item, record, tensors)
+        _write_prompt(out, parts, item, record, tensors)
         if on_prompt is not None:
             on_prompt(item)
     bar.close()
@@ -460,7 +447,11 @@ def collect_rollouts(
 
 
 def _write_prompt(
-    out: Path, rank: int, item: PromptItem, record: dict[str, Any], tensors: dict[str, torch.Tensor]
+    out: Path,
+    parts: ResumableShards,
+    item: PromptItem,
+    record: dict[str, Any],
+    tensors: dict[str, torch.Tensor],
 ) -> None:
     """Save one prompt's tensors, then append its record (pointing at them) to the rank's part."""
     from safetensors.torch import save
@@ -472,7 +463,7 @@ def _write_prompt(
     atomic_write_bytes(out / rel, blob)
     record["hidden_file"] = rel
     record["hidden_sha256"] = hashlib.sha256(blob).hexdigest()
-    append_jsonl(_part_path(out, rank), record)
+    parts.append(record)
 
 
 def _merge(out: Path, order: Sequence[str]) -> None:
@@ -485,7 +476,7 @@ def _merge(out: Path, order: Sequence[str]) -> None:
     )
     lines = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in ordered)
     atomic_write_text(out / INDEX_FILE, lines)
-    for part in (out / "parts").glob("index.rank*.jsonl"):
+    for part in _parts(out, process_info()).files():
         part.unlink()
 
 
@@ -538,7 +529,7 @@ def load_rollouts(out_dir: str | os.PathLike[str]) -> RolloutData:
             f"{out} is not a rollout folder ({SETTINGS_FILE}: {exc}).",
             hint="collect rollouts first (inferenceguard train-critic).",
         ) from exc
-    paths = [out / INDEX_FILE, *sorted((out / "parts").glob("index.rank*.jsonl"))]
+    paths = [out / INDEX_FILE, *_parts(out, process_info()).files()]
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
     for record in read_jsonl(paths):
