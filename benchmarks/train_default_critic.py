@@ -2,7 +2,7 @@
 
 It is ``inferenceguard train-critic`` with its defaults — embedded SmolLM2-135M-Instruct,
 the shipped cost probe and MiniLM relevance reward, the first 48 prompts of AdvBench
-behaviours, harmless Alpaca and MT-Bench (first turns) from ``../shared/data``, 8 samples per
+behaviours, harmless Alpaca and MT-Bench (first turns) from the built-in prompt sets, 8 samples per
 prompt, blocks of 16 tokens, up to 64 tokens, temperature 1.0, seed 0 — on one torch
 thread, so the arithmetic (and the weights' sha256) does not depend on the core count::
 
