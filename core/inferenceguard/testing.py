@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 
+from . import processors as _processors
 from .lm import LocalLM
-from .processors import ForcedScript
 from .scorers.base import CostModel
 
-__all__ = ["ScriptedLM", "keyword_cost", "tiny_random_lm"]
+__all__ = ["ScriptedLM", "keyword_cost", "tiny_random_lm", "tool_protocol_texts"]
 
 
 def tiny_random_lm(
@@ -63,7 +63,7 @@ class ScriptedLM(LocalLM):
 
     def __init__(self, base: LocalLM, script: str) -> None:
         super().__init__(base.model, base.tokenizer, model_id=base.model_id)
-        self._script_hook = ForcedScript([0])
+        self._script_hook = _processors.ForcedScript([0])
         self.logits_hooks.append(self._script_hook)
         self.set_script(script)
 
@@ -84,3 +84,33 @@ def keyword_cost(words: Sequence[str], *, threshold: float = 0.5) -> CostModel:
     return CostModel.from_callable(
         contains_keyword, threshold=threshold, id=f"keywords:{','.join(words)}"
     )
+
+
+#: The pieces that matter to the tool-call text protocol (tags, cut tags, JSON fragments).
+_TOOL_PROTOCOL_PIECES = (
+    "<tool_call>",
+    "</tool_call>",
+    "<tool",
+    "_call>",
+    "<",
+    "{",
+    "}",
+    '"name": "add"',
+    '"arguments": {"a": 1}',
+    ", ",
+    "\n",
+    " ",
+    "text",
+    '{"name": "add", "arguments": {"a": 1}}',
+)
+
+
+def tool_protocol_texts(max_pieces: int = 12) -> Any:
+    """A `hypothesis <https://hypothesis.readthedocs.io>`_ strategy for texts built from the
+    pieces that matter to the tool-call protocol: whole and cut tags, JSON fragments, text.
+
+    For property tests of a front end's tool-call handling (``pip install hypothesis``).
+    """
+    from hypothesis import strategies as st
+
+    return st.lists(st.sampled_from(_TOOL_PROTOCOL_PIECES), max_size=max_pieces).map("".join)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from inferenceguard import GuardConfig, GuardResult, SafetyReport, StreamChunk
 from inferenceguard.config import request_overrides
 from inferenceguard.reply import ContentDelta, FinalReply, ReplyAssembler, final_reply
+from inferenceguard.testing import tool_protocol_texts
 from inferenceguard.tools import split_tool_calls, visible_content
 
 CALL = '<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call>'
@@ -76,26 +77,7 @@ def test_a_call_cut_off_before_its_closing_tag_is_invalid_once_the_text_is_final
     assert split_tool_calls(text, complete=False) == ("I will add.", [], [])
 
 
-# Texts built from the pieces that matter to the tool-call protocol.
-piece_st = st.sampled_from(
-    [
-        "<tool_call>",
-        "</tool_call>",
-        "<tool",
-        "_call>",
-        "<",
-        "{",
-        "}",
-        '"name": "add"',
-        '"arguments": {"a": 1}',
-        ", ",
-        "\n",
-        " ",
-        "text",
-        '{"name": "add", "arguments": {"a": 1}}',
-    ]
-)
-protocol_text_st = st.lists(piece_st, max_size=12).map("".join)
+protocol_text_st = tool_protocol_texts()
 
 
 @settings(max_examples=300)

@@ -46,28 +46,12 @@ def inferenceguard(ctx: SearchContext) -> Search:
 
 def beam(ctx: SearchContext) -> Search:
     """Block-wise beam search ranked by the penalised reward: no resampling, no critic."""
-    c = ctx.config
-    return block_search(
-        ctx,
-        block_len=c.block_len,
-        n_beams=c.n_beams,
-        resample_rounds=0,
-        use_critic=False,
-        policy=Penalised(),
-    )
+    return _plain_blocks(ctx, Penalised())
 
 
 def beam_lagrangian(ctx: SearchContext) -> Search:
     """Block-wise beam search ranked by ``reward − λ·cost``, unsafe candidates kept."""
-    c = ctx.config
-    return block_search(
-        ctx,
-        block_len=c.block_len,
-        n_beams=c.n_beams,
-        resample_rounds=0,
-        use_critic=False,
-        policy=Lagrangian(),
-    )
+    return _plain_blocks(ctx, Lagrangian())
 
 
 def best_of_n(ctx: SearchContext) -> Search:
@@ -85,7 +69,21 @@ def plain(ctx: SearchContext) -> Search:
     return _whole_responses(ctx, Penalised())
 
 
+def _plain_blocks(ctx: SearchContext, policy: Penalised | Lagrangian) -> Search:
+    """The configured blocks and beams without the paper's additions (resampling, critic)."""
+    c = ctx.config
+    return block_search(
+        ctx,
+        block_len=c.block_len,
+        n_beams=c.n_beams,
+        resample_rounds=0,
+        use_critic=False,
+        policy=policy,
+    )
+
+
 def _whole_responses(ctx: SearchContext, policy: Penalised | Lagrangian) -> Search:
+    """One block of ``max_new_tokens``: best-of-N (and plain decoding with N = 1)."""
     return block_search(
         ctx,
         block_len=ctx.config.max_new_tokens,

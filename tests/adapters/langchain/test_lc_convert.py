@@ -25,6 +25,7 @@ from inferenceguard import GuardConfig, GuardResult, SafetyReport, StreamChunk
 from inferenceguard.errors import InputError
 from inferenceguard.messages import normalize_messages
 from inferenceguard.reply import ReplyAssembler
+from inferenceguard.testing import tool_protocol_texts
 from inferenceguard.tools import split_tool_calls, visible_content
 from langchain_inferenceguard._convert import (
     convert_message,
@@ -280,26 +281,7 @@ def test_assembler_turns_a_streamed_call_into_tool_calls() -> None:
     assert [(c["name"], c["args"]) for c in full.tool_calls] == [("add", {"a": 1, "b": 2})]
 
 
-# Texts built from the pieces that matter to the tool-call protocol.
-piece_st = st.sampled_from(
-    [
-        "<tool_call>",
-        "</tool_call>",
-        "<tool",
-        "_call>",
-        "<",
-        "{",
-        "}",
-        '"name": "add"',
-        '"arguments": {"a": 1}',
-        ", ",
-        "\n",
-        " ",
-        "text",
-        '{"name": "add", "arguments": {"a": 1}}',
-    ]
-)
-protocol_text_st = st.lists(piece_st, max_size=12).map("".join)
+protocol_text_st = tool_protocol_texts()
 
 
 @settings(max_examples=300)

@@ -1,4 +1,4 @@
-"""The latent critic: prompt loading, rollouts, training, file format, and use by the guard.
+"""The latent critic: prompt loading, rollouts, training, and use by the guard.
 
 Everything runs on the tiny random Llama and synthetic data (seconds on CPU).
 """
@@ -24,7 +24,6 @@ from inferenceguard.critic import LatentCritic
 from inferenceguard.critic import io as critic_io
 from inferenceguard.prompts import PromptSpec, load_prompts
 from inferenceguard.training.critic import (
-    RolloutData,
     RolloutSettings,
     TrainSettings,
     collect_rollouts,
@@ -33,17 +32,9 @@ from inferenceguard.training.critic import (
     train_critic,
 )
 from inferenceguard.training.critic import rollouts as rollouts_mod
-from inferenceguard.training.critic.train import calibration, r2_score, roc_auc, split_by_prompt
+from inferenceguard.training.critic.train import split_by_prompt
 
-# The settings of the guard fixture (conftest.make_guard), which the synthetic critic matches.
-GUARD_SETTINGS = {"block_len": 4, "max_new_tokens": 12, "n_candidates": 4, "n_beams": 2}
-
-
-def length_cost(threshold: float = 0.5) -> CostModel:
-    """Cost grows with the response's length: long responses go over budget."""
-    return CostModel.from_callable(
-        lambda p, r: min(1.0, len(r) / 150), threshold=threshold, id="length-cost"
-    )
+from .conftest import FAST, length_cost, synthetic_rollouts
 
 
 def word_reward() -> RewardModel:
@@ -98,104 +89,6 @@ def test_load_prompts_on_the_shared_data():
     mt = load_prompts(data_path("mt_bench/mt_bench_question.jsonl"), limit=1)
     assert mt[0].startswith("Compose an engaging travel blog post about a recent trip to Hawaii")
     assert len(load_prompts(data_path("malicious_instruct/MaliciousInstruct.txt"))) == 100
-
-
-# ----------------------------------------------------------------------------- synthetic data
-
-
-def synthetic_rollouts(
-    *,
-    n_prompts: int = 90,
-    samples: int = 4,
-    blocks: int = 3,
-    hidden_size: int = 64,
-    seed: int = 0,
-    base_model: str = "tiny-random-llama",
-) -> RolloutData:
-    """Outcome and reward are functions of a direction in the hidden state; z says nothing.
-
-    Each prompt has a latent risk; each response adds its own noise; blocks add more. The
-    safety state is constant, so only the hidden state can separate the outcomes.
-    """
-    g = torch.Generator().manual_seed(seed)
-    safe_dir = torch.randn(hidden_size, generator=g)
-    safe_dir /= safe_dir.norm()
-    reward_dir = torch.randn(hidden_size, generator=g)
-    reward_dir /= reward_dir.norm()
-    records, hidden, outcome, reward, index = [], [], [], [], []
-    for p in range(n_prompts):
-        prompt_vec = torch.randn(hidden_size, generator=g)
-        responses = []
-        for _ in range(samples):
-            latent = prompt_vec + 0.5 * torch.randn(hidden_size, generator=g)
-            safe = bool(latent @ safe_dir > 0)
-            r = float(latent @ reward_dir)
-            responses.append({"within_budget": safe, "reward": r})
-            for _ in range(blocks):
-                hidden.append(latent + 0.3 * torch.randn(hidden_size, generator=g))
-                outcome.append(float(safe))
-                reward.append(r)
-                index.append(p)
-        records.append(
-            {
-                "prompt_id": f"{p:016x}",
-                "prompt": f"prompt {p}",
-                "source": "harmful" if p % 2 else "benign",
-                "responses": responses,
-            }
-        )
-    m = len(index)
-    info = {
-        "base_model": {"id": base_model, "hidden_size": hidden_size},
-        "cost_model": {"id": "zero-cost", "threshold": 0.5},
-        "reward_model": {"id": "length"},
-        "budget": 0.5,
-        "settings": RolloutSettings(block_len=4, max_new_tokens=12).to_dict(),
-    }
-    return RolloutData(
-        info=info,
-        records=records,
-        hidden=torch.stack(hidden).half(),
-        z=torch.full((m,), 0.5),
-        step_frac=torch.tensor([(i % blocks + 1) / blocks for i in range(m)]),
-        within_budget=torch.tensor(outcome),
-        reward=torch.tensor(reward),
-        prompt_index=torch.tensor(index),
-    )
-
-
-# A 64-d problem with 60 training prompts learns faster with less regularisation than the
-# defaults (which were chosen for SmolLM2's 576-d states).
-FAST = TrainSettings(
-    width=64,
-    lr=1e-3,
-    safety_input_dropout=0.2,
-    value_input_dropout=0.2,
-    max_epochs=60,
-    patience=10,
-    seed=0,
-)
-
-
-@pytest.fixture(scope="module")
-def trained():
-    return train_critic(synthetic_rollouts(), FAST, progress=False)
-
-
-# ----------------------------------------------------------------------------- metrics
-
-
-def test_metrics_on_known_cases():
-    y = torch.tensor([0.0, 0.0, 1.0, 1.0])
-    assert roc_auc(torch.tensor([0.1, 0.2, 0.8, 0.9]), y) == 1.0
-    assert roc_auc(torch.tensor([0.9, 0.8, 0.2, 0.1]), y) == 0.0
-    assert roc_auc(torch.tensor([0.5, 0.5, 0.5, 0.5]), y) == 0.5  # ties count half
-    assert roc_auc(torch.tensor([0.1, 0.2]), torch.tensor([1.0, 1.0])) != roc_auc(
-        torch.tensor([0.1, 0.2]), torch.tensor([1.0, 1.0])
-    )  # NaN with one class
-    ece, bins = calibration(torch.tensor([0.05, 0.05, 0.95, 0.95]), y)
-    assert ece == pytest.approx(0.05) and [b["count"] for b in bins] == [2, 2]
-    assert r2_score(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 3.0])) == 1.0
 
 
 # ----------------------------------------------------------------------------- training
@@ -466,7 +359,7 @@ def test_prompt_items_dedupe_across_files(tmp_path):
 
 
 def test_build_guard_loads_the_shipped_critic_only_for_the_embedded_model(tiny_lm, monkeypatch):
-    from inferenceguard import CostModel, LocalLM, RewardModel
+    from inferenceguard import LocalLM, RewardModel
     from inferenceguard._embedded import DEFAULT_LM_ID
     from inferenceguard.guard import build_guard
 
