@@ -18,6 +18,7 @@ __all__ = [
     "DecodeState",
     "cache_argument",
     "cache_length",
+    "can_fork",
     "fork_cache",
     "new_cache",
     "returned_cache",
@@ -47,6 +48,13 @@ def returned_cache(output: Any) -> Any:
 def cache_length(cache: Any) -> int:
     """Positions held by ``cache`` (0 for ``None``)."""
     return 0 if cache is None else int(cache.get_seq_length())
+
+
+def can_fork(model: Any) -> bool:
+    """Whether :func:`fork_cache` works for ``model``'s cache (every layer can be cropped;
+    sliding-window and recurrent layers cannot)."""
+    layers = getattr(new_cache(model), "layers", [])
+    return all(getattr(layer, "is_croppable", True) for layer in layers)
 
 
 def fork_cache(cache: Any, rows: torch.Tensor, length: int) -> Any:

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from ..lm.kv import cache_argument, new_cache, returned_cache
+from ..lm.kv import cache_argument, can_fork, new_cache, returned_cache
 from ._hf import PairBatcher, ResponseSide, Row, load_auto_model
 from .base import CostModel, PrefixSession
 from .prefix import CausalPrefixSession
@@ -237,10 +237,10 @@ class GenerativeGuardCost(PairBatcher, CostModel):
         """A session scoring responses to ``prompt`` with the prompt's KV cache kept.
 
         Scores equal :meth:`score` up to float rounding; ``None`` when ``prefix_reuse``
-        is off. The session gives end scores only (a guard's verdict follows the whole
+        is off or the model's cache cannot be forked. The session gives end scores only (a guard's verdict follows the whole
         response), so its token-level worst score is ``None``.
         """
-        if not self.prefix_reuse:
+        if not (self.prefix_reuse and can_fork(self.model)):
             return None
         return CausalPrefixSession(self, prompt, self.score)
 

@@ -38,7 +38,7 @@ import torch
 
 from .._device import model_input_device, resolve_device, resolve_dtype
 from ..errors import ConfigError, InputError, ModelLoadError
-from ..lm.kv import cache_argument, new_cache, returned_cache
+from ..lm.kv import cache_argument, can_fork, new_cache, returned_cache
 from ._hf import PairBatcher, ResponseSide, Row, check_source, chunks, local_snapshot, read_config
 from .base import CostModel, PrefixSession, RewardModel, count_tokens
 from .prefix import CausalPrefixSession
@@ -241,9 +241,9 @@ class PKUScoreModel(PairBatcher):
 
         Its end scores equal :meth:`end_scores` up to float rounding, and its worst
         scores are the largest score over every token prefix of each response (``None``
-        when ``prefix_reuse`` is off).
+        when ``prefix_reuse`` is off or the model's cache cannot be forked).
         """
-        if not self.prefix_reuse:
+        if not (self.prefix_reuse and can_fork(self.backbone)):
             return None
         return CausalPrefixSession(self, prompt, self.end_scores)
 
