@@ -151,3 +151,10 @@ def test_fork_cache_copies_rows_and_leaves_the_original(guard):
     for layer, old in zip(cache.layers, before, strict=True):
         assert torch.equal(layer.keys, old)
     torch.testing.assert_close(forked.layers[0].keys[0, :, :3], before[0][1, :, :3])
+
+
+def test_the_embedded_cost_model_reports_its_tokens_too(cost):
+    texts = ["A reply the encoder has not seen yet, 7319.", "Another unseen one, 4421."]
+    with token_meter() as meter:
+        cost(["How do I bake bread?"] * 2, texts)
+    assert meter.counted and meter.tokens > 0

@@ -134,3 +134,16 @@ def test_session_scores_are_checked_like_any_scorer(make_ctx):
     ctx = make_ctx(cost=_BrokenCost())
     with pytest.raises(ScorerError, match="non-finite"):
         ctx.cost(["a"])
+
+
+def test_pku_reward_scores_through_a_session_equal_full_scoring(make_ctx, smollm2_tokenizer):
+    from inferenceguard.scorers.pku import PKUReward
+
+    reward = PKUReward(_pku(smollm2_tokenizer).model)
+    ctx = make_ctx(reward=reward)
+    for texts in (["Mix", "Then", "I can"], ["Mix flour", "Then bake it", "I can't"]):
+        expected = reward([ctx.prompt] * len(texts), texts)
+        torch.testing.assert_close(ctx.reward(texts), expected, atol=1e-4, rtol=0)
+    assert ctx.sessions["reward"] is not None
+    ctx.close_sessions()
+    assert not ctx.sessions
