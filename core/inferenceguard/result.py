@@ -45,6 +45,11 @@ class SafetyReport(BaseModel):
     """Steps in which every candidate was unsafe before resampling."""
     critic_used: bool = False
     """Whether a critic scored the candidates."""
+    cost_model_tokens: int | None = None
+    """Tokens the cost model's network read for this request (padding excluded): the
+    search's verification, streaming checks and the final re-score. A prefix-reusing cost
+    model counts only the tokens it actually ran (new tokens on top of its KV cache);
+    ``None`` when the cost model reports no tokens (e.g. a plain Python function)."""
     exhausted: bool = False
     """The search found no safe continuation and stopped early (``finish_reason="safety"``)."""
     wall_time_s: float = 0.0

@@ -7,12 +7,22 @@ here, behind :class:`DecodeState` and three small functions.
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any
 
 import torch
 
-__all__ = ["Checkpoint", "DecodeState", "cache_argument", "new_cache", "returned_cache"]
+__all__ = [
+    "Checkpoint",
+    "DecodeState",
+    "cache_argument",
+    "cache_length",
+    "can_fork",
+    "fork_cache",
+    "new_cache",
+    "returned_cache",
+]
 
 #: What :meth:`DecodeState.rollback` needs: the next logits, the hidden states and the length.
 Checkpoint = tuple[torch.Tensor, torch.Tensor, int]
@@ -33,6 +43,39 @@ def new_cache(model: Any) -> Any:
 def returned_cache(output: Any) -> Any:
     """The cache a forward returned, under either of its names."""
     return output.get("cache", None) or output.get("past_key_values", None)
+
+
+def cache_length(cache: Any) -> int:
+    """Positions held by ``cache`` (0 for ``None``)."""
+    return 0 if cache is None else int(cache.get_seq_length())
+
+
+def can_fork(model: Any) -> bool:
+    """Whether :func:`fork_cache` works for ``model``'s cache (every layer can be cropped;
+    sliding-window and recurrent layers cannot)."""
+    layers = getattr(new_cache(model), "layers", [])
+    return all(getattr(layer, "is_croppable", True) for layer in layers)
+
+
+def fork_cache(cache: Any, rows: torch.Tensor, length: int) -> Any:
+    """A new cache with rows ``rows`` (repeats expand) and the first ``length`` positions.
+
+    ``cache`` itself is left as it was, so one stored prefix can be forked to many
+    candidates (the prefix-reusing scorers do this; the LM reorders its own in place).
+
+    Args:
+        cache: a filled cache of at least ``length`` positions.
+        rows: `[m]` long batch indices into ``cache``.
+        length: positions to keep, from the start.
+    """
+    forked = copy.copy(cache)
+    # Layers assign new tensors when cropped or reordered, so shallow copies suffice.
+    forked.layers = [copy.copy(layer) for layer in cache.layers]
+    extra = cache_length(cache) - length
+    if extra > 0:
+        _crop(forked, extra)
+    forked.reorder_cache(rows.to(torch.long))
+    return forked
 
 
 def _crop(cache: Any, extra: int) -> None:

@@ -9,7 +9,8 @@ the dependency runs one way only. What lives here:
   :func:`read_config`, :func:`local_snapshot`), :func:`load_auto_model` and :func:`load_error`;
 * limits: :func:`check_positive_int`, :func:`check_response_side`, :func:`default_max_length`;
 * batching: :func:`fit_pair` (cut a pair to ``max_length`` tokens), :func:`pad_batch`,
-  :func:`chunks`, and :class:`PairBatcher`, the one ``fit → pad → chunk → forward`` loop.
+  :func:`chunks`, and :class:`PairBatcher`, the one ``fit → pad → chunk → forward`` loop,
+  which reports the real tokens it feeds the model to :func:`~.base.count_tokens`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from .._device import model_input_device, resolve_device, resolve_dtype
 from .._sources import local_source
 from ..errors import ConfigError, InputError, ModelLoadError
+from .base import count_tokens
 
 ResponseSide = Literal["left", "right"]
 #: Token ids (and masks) of one input, before padding: ``{"input_ids": [...], ...}``.
@@ -478,5 +480,6 @@ class PairBatcher:
         out = []
         for part in chunks(len(prompts), self.batch_size):
             batch = self._batch(prompts[part], responses[part])
+            count_tokens(int(batch["attention_mask"].sum()))
             out.append(self._forward_batch({k: v.to(device) for k, v in batch.items()}))
         return torch.cat(out) if out else empty

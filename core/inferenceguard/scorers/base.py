@@ -9,19 +9,41 @@ A plain Python function becomes a scorer in one line::
 
     cost = CostModel.from_callable(lambda prompt, response: float("bomb" in response), threshold=0.5)
     reward = RewardModel.from_callable(lambda prompt, response: len(response) / 100)
+
+Scorers backed by a causal model can also score *incrementally* (:class:`PrefixScorer`):
+one :class:`PrefixSession` per request keeps the model's KV cache of the prompt and of
+the responses scored so far, so a candidate that extends an earlier response costs only
+its new tokens. The search uses a session whenever the cost model offers one, and
+:func:`token_meter` counts the tokens a scorer's model reads either way (the
+``cost_model_tokens`` of :class:`~inferenceguard.SafetyReport`).
 """
 
 from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 
 from ..errors import ConfigError, InputError, ScorerError
 
-__all__ = ["CostModel", "RewardModel", "Scorer", "checked_scores"]
+__all__ = [
+    "CostModel",
+    "PrefixScorer",
+    "PrefixSession",
+    "RewardModel",
+    "Scorer",
+    "TokenMeter",
+    "checked_scores",
+    "checked_values",
+    "count_tokens",
+    "token_meter",
+]
 
 PairFn = Callable[[str, str], float]
 BatchFn = Callable[[list[str], list[str]], "Sequence[float] | torch.Tensor"]
@@ -137,6 +159,99 @@ class CallableReward(RewardModel):
         )
 
 
+@dataclass
+class TokenMeter:
+    """Tokens read by scorer models inside one :func:`token_meter` block.
+
+    Attributes:
+        tokens: real (non-padding) tokens the models ran a forward over.
+        counted: some scorer reported a count (plain Python callables never do).
+    """
+
+    tokens: int = 0
+    counted: bool = False
+
+
+_METER: ContextVar[TokenMeter | None] = ContextVar("inferenceguard_token_meter", default=None)
+
+
+@contextmanager
+def token_meter() -> Iterator[TokenMeter]:
+    """Count the tokens scorer models read while the block runs (this thread/task only).
+
+    A context variable, not a counter on the scorer, so concurrent requests sharing one
+    scorer each count their own calls.
+    """
+    meter = TokenMeter()
+    reset = _METER.set(meter)
+    try:
+        yield meter
+    finally:
+        _METER.reset(reset)
+
+
+def count_tokens(n: int) -> None:
+    """Report ``n`` tokens read by a scorer model to the active :func:`token_meter`, if any."""
+    meter = _METER.get()
+    if meter is not None:
+        meter.tokens += int(n)
+        meter.counted = True
+
+
+class PrefixSession(abc.ABC):
+    """One request's incremental scorer: scores responses to a fixed prompt, reusing work.
+
+    Scores must equal the scorer's ``score([prompt] * n, responses)`` (up to float
+    rounding); only the cost of computing them changes. A session is used by one request
+    at a time and holds memory (a KV cache) until :meth:`close` or garbage collection.
+    """
+
+    @abc.abstractmethod
+    def score(self, responses: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Score responses to the session's prompt.
+
+        Returns:
+            ``(scores, worst)``: `[n]` the score of each whole response, and `[n]` the
+            largest score over every token prefix of each response (a token-level cost
+            for the safety state), or ``None`` when the model gives only end scores.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Free what the session holds (its KV cache)."""
+
+
+@runtime_checkable
+class PrefixScorer(Protocol):
+    """A scorer that can open a :class:`PrefixSession` per request (optional protocol).
+
+    ``prefix_session`` returns ``None`` when the scorer cannot reuse work for this
+    prompt (e.g. the option is switched off); callers then fall back to ``score``.
+    """
+
+    def prefix_session(self, prompt: str) -> PrefixSession | None:
+        """A new session scoring responses to ``prompt``, or ``None``."""
+
+
+def checked_values(scorer: Scorer, raw: object, n: int) -> torch.Tensor:
+    """``raw`` as a finite float32 CPU tensor of shape `[n]`, or a :class:`ScorerError`."""
+    try:
+        scores = torch.as_tensor(raw, dtype=torch.float32).detach().to("cpu")
+    except Exception as exc:  # a user's scorer can return anything; name it
+        raise ScorerError(f"{scorer!r} failed while scoring {n} texts: {exc!r}") from exc
+    if scores.shape != (n,):
+        raise ScorerError(
+            f"{scorer!r} returned shape {tuple(scores.shape)}, expected ({n},).",
+            hint="return one float per (prompt, response) pair.",
+        )
+    if not torch.isfinite(scores).all():
+        raise ScorerError(
+            f"{scorer!r} returned non-finite scores {scores.tolist()[:8]}.",
+            hint="a cost or reward must be a finite number for every text.",
+        )
+    return scores
+
+
 def checked_scores(
     scorer: Scorer, prompts: Sequence[str], responses: Sequence[str]
 ) -> torch.Tensor:
@@ -155,19 +270,8 @@ def checked_scores(
         )
     try:
         raw = scorer.score(prompts, responses)
-        scores = torch.as_tensor(raw, dtype=torch.float32).detach().to("cpu")
     except ScorerError:
         raise
     except Exception as exc:  # a user's scorer can fail in any way; name it
         raise ScorerError(f"{scorer!r} failed while scoring {len(prompts)} texts: {exc!r}") from exc
-    if scores.shape != (len(prompts),):
-        raise ScorerError(
-            f"{scorer!r} returned shape {tuple(scores.shape)}, expected ({len(prompts)},).",
-            hint="return one float per (prompt, response) pair.",
-        )
-    if not torch.isfinite(scores).all():
-        raise ScorerError(
-            f"{scorer!r} returned non-finite scores {scores.tolist()[:8]}.",
-            hint="a cost or reward must be a finite number for every text.",
-        )
-    return scores
+    return checked_values(scorer, raw, len(prompts))

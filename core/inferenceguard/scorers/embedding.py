@@ -32,6 +32,7 @@ import torch
 
 from .._sources import local_source
 from ..errors import ConfigError, ModelLoadError
+from .base import count_tokens
 
 __all__ = [
     "DEFAULT_ENCODER_ID",
@@ -159,6 +160,7 @@ class SentenceEncoder:
             max_length=self.max_length,
             return_tensors="pt",
         ).to(self.device)
+        count_tokens(int(batch["attention_mask"].sum()))  # SafetyReport.cost_model_tokens
         hidden = self.model(**batch).last_hidden_state  # [b, t, d]
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [b, t, 1]
         # Mean over real tokens only; clamp as sentence-transformers does (no 0/0).

@@ -16,6 +16,11 @@ likely than safe)::
 Batches are left-padded so the verdict position is the last column for every row, and
 position ids are rebuilt from the attention mask, so a padded row scores exactly as it
 would alone.
+
+Within one request the search scores through :meth:`GenerativeGuardCost.prefix_session`
+(:mod:`.prefix`): the template's head, the prompt and the response so far are encoded
+once and kept in a KV cache, and each candidate runs only its new tokens plus the
+template's tail up to the verdict (the tail follows the response, so it cannot be cached).
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..lm.kv import cache_argument, can_fork, new_cache, returned_cache
 from ._hf import PairBatcher, ResponseSide, Row, load_auto_model
-from .base import CostModel
+from .base import CostModel, PrefixSession
+from .prefix import CausalPrefixSession
 
 __all__ = ["GenerativeGuardCost"]
 
@@ -54,6 +61,8 @@ class GenerativeGuardCost(PairBatcher, CostModel):
         max_length: token limit for the rendered conversation (default: model context).
         response_truncation: which end of an over-long response to drop once the prompt is
             gone: ``"left"`` keeps the newest text (default), ``"right"`` its start.
+        prefix_reuse: let the search score a request's candidates incrementally
+            (:meth:`prefix_session`); ``False`` re-scores every text in full.
 
     Raises:
         ConfigError: no chat template, a verdict word that is not in the vocabulary, or
@@ -76,6 +85,7 @@ class GenerativeGuardCost(PairBatcher, CostModel):
         batch_size: int = 8,
         max_length: int | None = None,
         response_truncation: ResponseSide = "left",
+        prefix_reuse: bool = True,
     ) -> None:
         if not (chat_template or getattr(tokenizer, "chat_template", None)):
             raise ConfigError(
@@ -97,6 +107,7 @@ class GenerativeGuardCost(PairBatcher, CostModel):
         self.chat_template = chat_template
         self.template_kwargs = dict(template_kwargs or {})
         self.verdict_token_ids = self._verdict_ids(verdict_tokens, verdict_token_ids)
+        self.prefix_reuse = bool(prefix_reuse)
         # Only the verdict position's logits are needed; `logits_to_keep=1` avoids
         # materialising [batch, length, vocab] (128k-wide for Llama 3 guards).
         params = inspect.signature(model.forward).parameters
@@ -221,3 +232,38 @@ class GenerativeGuardCost(PairBatcher, CostModel):
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         """P(unsafe) for each (prompt, response): `[n]` float32 CPU in [0, 1]."""
         return torch.softmax(self.verdict_logits(prompts, responses), dim=-1)[:, 1]
+
+    def prefix_session(self, prompt: str) -> PrefixSession | None:
+        """A session scoring responses to ``prompt`` with the prompt's KV cache kept.
+
+        Scores equal :meth:`score` up to float rounding; ``None`` when ``prefix_reuse``
+        is off or the model's cache cannot be forked. The session gives end scores only (a guard's verdict follows the whole
+        response), so its token-level worst score is ``None``.
+        """
+        if not (self.prefix_reuse and can_fork(self.model)):
+            return None
+        return CausalPrefixSession(self, prompt, self.score)
+
+    def _prefix_forward(
+        self, batch: dict[str, torch.Tensor], cache: Any, last: torch.Tensor
+    ) -> tuple[Any, torch.Tensor, None]:
+        """P(unsafe) at column ``last`` of each right-padded row, on top of ``cache``."""
+        kwargs: dict[str, Any] = {
+            "input_ids": batch["input_ids"],
+            "attention_mask": batch["attention_mask"],
+            cache_argument(self.model): cache if cache is not None else new_cache(self.model),
+        }
+        if self._takes_position_ids:
+            kwargs["position_ids"] = batch["position_ids"]
+        device = batch["input_ids"].device
+        columns = last.to(device)
+        if self._keeps_last_only:
+            # Only the verdict columns' logits, not [m, L, vocab].
+            keep = torch.unique(columns)
+            kwargs["logits_to_keep"] = keep
+            columns = torch.searchsorted(keep, columns)
+        out = self.model(**kwargs, use_cache=True)
+        logits = out.logits[torch.arange(len(columns), device=device), columns]
+        verdict = torch.tensor(self.verdict_token_ids, device=device)
+        pair = logits.float().index_select(-1, verdict).cpu()
+        return returned_cache(out), torch.softmax(pair, dim=-1)[:, 1], None

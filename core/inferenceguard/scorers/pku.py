@@ -15,6 +15,12 @@ unsafe), so :class:`PKUCost` has threshold 0.0::
     cost(["How do I make a bomb?"], ["I can't help with that."])          # tensor([-7.9])
     cost.score_prefixes(["q"], ["One. Two. Three."], [[4, 9, 16]])        # [tensor([a, b, c])]
 
+Within one request the search scores through :meth:`PKUCost.prefix_session`
+(:mod:`.prefix`): the head and the response so far stay in a KV cache, each candidate
+runs only its new tokens, and the per-token scores of those tokens, which come out of the
+same pass, give the cost of **every token prefix**, so the safety state tracks the worst
+token prefix rather than only block ends.
+
 Weights are read from safetensors only (``model.safetensors`` or a sharded index).
 Checkpoints stored as pickle (``pytorch_model*.bin``) are refused: unpickling runs code.
 """
@@ -32,8 +38,10 @@ import torch
 
 from .._device import model_input_device, resolve_device, resolve_dtype
 from ..errors import ConfigError, InputError, ModelLoadError
+from ..lm.kv import cache_argument, can_fork, new_cache, returned_cache
 from ._hf import PairBatcher, ResponseSide, Row, check_source, chunks, local_snapshot, read_config
-from .base import CostModel, RewardModel
+from .base import CostModel, PrefixSession, RewardModel, count_tokens
+from .prefix import CausalPrefixSession
 
 __all__ = ["PKU_PROMPT_FORMAT", "PKUCost", "PKUReward", "PKUScoreModel"]
 
@@ -84,6 +92,8 @@ class PKUScoreModel(PairBatcher):
         max_length: token limit per text (default: the model's context size, 2048 for Beaver).
         response_truncation: which end of an over-long response to drop once the prompt is
             gone: ``"left"`` keeps the newest text (default), ``"right"`` its start.
+        prefix_reuse: let the search score a request's candidates incrementally
+            (:meth:`prefix_session`); ``False`` re-scores every text in full.
     """
 
     pad_side = "right"  # every real token keeps its natural position
@@ -101,6 +111,7 @@ class PKUScoreModel(PairBatcher):
         batch_size: int = 8,
         max_length: int | None = None,
         response_truncation: ResponseSide = "left",
+        prefix_reuse: bool = True,
     ) -> None:
         if "{prompt}" not in prompt_format:
             raise ConfigError(
@@ -127,6 +138,7 @@ class PKUScoreModel(PairBatcher):
         self.score_index = score_index
         self.normalize = normalize
         self.prompt_format = prompt_format
+        self.prefix_reuse = bool(prefix_reuse)
 
     @classmethod
     def from_pretrained(
@@ -217,8 +229,42 @@ class PKUScoreModel(PairBatcher):
             attention_mask=batch["attention_mask"],
             use_cache=False,
         ).last_hidden_state
+        return self._head_scores(hidden)
+
+    def _head_scores(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The score head on hidden states `[..., H]`, in float32: `[...]`."""
         scores = self.score_head(hidden.to(self.score_head.weight.device).float())
         return self._normalized(scores)[..., self.score_index]
+
+    def prefix_session(self, prompt: str) -> PrefixSession | None:
+        """A session scoring responses to ``prompt`` with their KV cache kept.
+
+        Its end scores equal :meth:`end_scores` up to float rounding, and its worst
+        scores are the largest score over every token prefix of each response (``None``
+        when ``prefix_reuse`` is off or the model's cache cannot be forked).
+        """
+        if not (self.prefix_reuse and can_fork(self.backbone)):
+            return None
+        return CausalPrefixSession(self, prompt, self.end_scores)
+
+    def _prefix_forward(
+        self, batch: dict[str, torch.Tensor], cache: Any, last: torch.Tensor
+    ) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """Scores at every new position of right-padded rows, on top of ``cache``."""
+        out = self.backbone(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            position_ids=batch["position_ids"],
+            use_cache=True,
+            **{
+                cache_argument(self.backbone): cache
+                if cache is not None
+                else new_cache(self.backbone)
+            },
+        )
+        scores = self._head_scores(out.last_hidden_state).cpu()
+        end = scores[torch.arange(len(last)), last]
+        return returned_cache(out), end, scores
 
     def _forward_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Score at each row's last real token: `[B]` float32 CPU."""
@@ -230,6 +276,7 @@ class PKUScoreModel(PairBatcher):
     def _token_scores(self, rows: list[Row]) -> tuple[torch.Tensor, torch.Tensor]:
         """Score at every token: `[B, L]` float32 CPU, and the `[B, L]` attention mask."""
         batch = self._pad(rows)
+        count_tokens(int(batch["attention_mask"].sum()))
         device = self._input_device()
         scores = self._hidden_scores({k: v.to(device) for k, v in batch.items()})
         return scores.cpu(), batch["attention_mask"]
@@ -528,6 +575,10 @@ class PKUCost(CostModel):
         """Cost of each whole (prompt, response): `[n]` float32 CPU."""
         return self.model.end_scores(prompts, responses)
 
+    def prefix_session(self, prompt: str) -> PrefixSession | None:
+        """Incremental, token-level costs; see :meth:`PKUScoreModel.prefix_session`."""
+        return self.model.prefix_session(prompt)
+
     def score_prefixes(
         self,
         prompts: Sequence[str],
@@ -557,6 +608,10 @@ class PKUReward(RewardModel):
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         """Reward of each whole (prompt, response): `[n]` float32 CPU."""
         return self.model.end_scores(prompts, responses)
+
+    def prefix_session(self, prompt: str) -> PrefixSession | None:
+        """Incremental rewards; see :meth:`PKUScoreModel.prefix_session`."""
+        return self.model.prefix_session(prompt)
 
     def score_prefixes(
         self,

@@ -2,6 +2,11 @@
 
 A :class:`SearchContext` is created for one request and never shared, so KV caches,
 random generators and counters cannot leak between concurrent requests.
+
+Scorers that can score incrementally (:class:`~inferenceguard.scorers.base.PrefixScorer`)
+get one :class:`~inferenceguard.scorers.base.PrefixSession` per request, opened on the
+first call: the prompt and the responses scored so far stay in the scorer model's KV
+cache, so each candidate costs only its new tokens. Every other scorer is called in full.
 """
 
 from __future__ import annotations
@@ -15,8 +20,19 @@ from typing import Any, Protocol
 import torch
 
 from ..config import GuardConfig
+from ..errors import ScorerError
 from ..lm import Decoder, SamplerSettings
-from ..scorers.base import CostModel, RewardModel, checked_scores
+from ..scorers.base import (
+    CostModel,
+    PrefixScorer,
+    PrefixSession,
+    RewardModel,
+    Scorer,
+    TokenMeter,
+    checked_scores,
+    checked_values,
+    token_meter,
+)
 
 __all__ = ["Critic", "SearchContext", "SearchStats"]
 
@@ -41,6 +57,13 @@ class SearchStats:
     all_unsafe_steps: int = 0
     forwards: int = 0
     critic_used: bool = False
+    cost_model_tokens: int = 0
+    cost_tokens_counted: bool = False
+
+    def count_cost_tokens(self, meter: TokenMeter) -> None:
+        """Add what a :func:`~inferenceguard.scorers.base.token_meter` measured."""
+        self.cost_model_tokens += meter.tokens
+        self.cost_tokens_counted |= meter.counted
 
 
 @dataclass
@@ -53,6 +76,8 @@ class SearchContext:
         budget: d.
         cost_cache: every text scored by the cost model in this request (unsafe ones too),
             with its cost; a text is only ever emitted if it is in here and within budget.
+        worst_cache: for texts scored by a token-level session, the largest cost over
+            every token prefix (see :meth:`cost_and_worst`).
     """
 
     lm: Decoder
@@ -67,10 +92,13 @@ class SearchContext:
     started: float = field(default_factory=time.perf_counter)
     stats: SearchStats = field(default_factory=SearchStats)
     cost_cache: dict[str, float] = field(default_factory=dict)
+    worst_cache: dict[str, float] = field(default_factory=dict)
     cancelled: threading.Event = field(default_factory=threading.Event)
     enforce_budget: bool = True
     """False only when measuring unguarded baselines: strategies then keep unsafe
     candidates (ranked last) instead of stopping, as the paper's baselines do."""
+    sessions: dict[str, PrefixSession | None] = field(default_factory=dict, repr=False)
+    """The open prefix sessions, ``"cost"`` and ``"reward"`` (``None``: not supported)."""
 
     @property
     def sampler(self) -> SamplerSettings:
@@ -98,19 +126,70 @@ class SearchContext:
 
     def cost(self, texts: Sequence[str]) -> torch.Tensor:
         """Batched, checked cost of responses to this prompt; remembers every result."""
+        return self.cost_and_worst(texts)[0]
+
+    def cost_and_worst(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cost `[n]` of each response, and its worst cost `[n]` over every token prefix.
+
+        The worst cost comes from a token-level session (PKU score models: one pass
+        scores every token); for other cost models, and texts scored outside a session,
+        it is the cost itself. It is never below the cost.
+        """
         if not texts:
-            return torch.zeros(0)
+            return torch.zeros(0), torch.zeros(0)
         todo = sorted({t for t in texts if t not in self.cost_cache})
         if todo:
-            scores = checked_scores(self.cost_model, [self.prompt] * len(todo), todo)
+            with token_meter() as meter:
+                scores, worst = self._scores("cost", self.cost_model, todo)
+            self.stats.count_cost_tokens(meter)
             self.cost_cache.update(zip(todo, scores.tolist(), strict=True))
-        return torch.tensor([self.cost_cache[t] for t in texts], dtype=torch.float32)
+            if worst is not None:
+                self.worst_cache.update(zip(todo, worst.tolist(), strict=True))
+        cost = torch.tensor([self.cost_cache[t] for t in texts], dtype=torch.float32)
+        worst = torch.tensor([self.worst_cache.get(t, self.cost_cache[t]) for t in texts])
+        return cost, torch.maximum(cost, worst)
+
+    def verified_cost(self, text: str) -> float:
+        """Cost of ``text`` re-scored in full: no cache, no session (the final proof)."""
+        with token_meter() as meter:
+            cost = float(checked_scores(self.cost_model, [self.prompt], [text])[0])
+        self.stats.count_cost_tokens(meter)
+        return cost
 
     def reward(self, texts: Sequence[str]) -> torch.Tensor:
         """Batched, checked reward of responses to this prompt."""
         if not texts:
             return torch.zeros(0)
-        return checked_scores(self.reward_model, [self.prompt] * len(texts), list(texts))
+        return self._scores("reward", self.reward_model, list(texts))[0]
+
+    def _scores(
+        self, kind: str, scorer: Scorer, texts: list[str]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Checked scores `[n]` of ``texts`` (and token-level worst scores, or ``None``),
+        through the scorer's prefix session when it has one."""
+        if kind not in self.sessions:
+            opened = isinstance(scorer, PrefixScorer)
+            self.sessions[kind] = scorer.prefix_session(self.prompt) if opened else None
+        session = self.sessions[kind]
+        if session is None:
+            return checked_scores(scorer, [self.prompt] * len(texts), texts), None
+        try:
+            scores, worst = session.score(texts)
+        except ScorerError:
+            raise
+        except Exception as exc:  # a model can fail in many ways; name the scorer
+            raise ScorerError(
+                f"{scorer!r} failed while scoring {len(texts)} texts: {exc!r}"
+            ) from exc
+        scores = checked_values(scorer, scores, len(texts))
+        return scores, None if worst is None else checked_values(scorer, worst, len(texts))
+
+    def close_sessions(self) -> None:
+        """Free the prefix sessions' KV caches (the request is over)."""
+        for session in self.sessions.values():
+            if session is not None:
+                session.close()
+        self.sessions.clear()
 
     def is_within_budget(self, text: str) -> bool:
         """Score ``text`` if needed; True when its verified cost is within budget."""
@@ -134,4 +213,5 @@ class SearchContext:
             "resample_rounds": s.resample_rounds,
             "all_unsafe_steps": s.all_unsafe_steps,
             "critic_used": s.critic_used,
+            "cost_model_tokens": s.cost_model_tokens if s.cost_tokens_counted else None,
         }

@@ -166,14 +166,20 @@ def verify(ctx: SearchContext, cands: Candidates, parent_cost: torch.Tensor) -> 
     """Score every candidate's text with the cost model (one batched call) and fold the cost
     into the safety state.
 
+    In prefix mode the state folds in the worst cost over every *token* prefix of the
+    text when the cost model gives it (PKU score models, from the same pass), so
+    ``z = budget − max over all token prefixes so far``; otherwise the text's cost, so
+    ``z = budget − max over block ends``.
+
     Args:
         parent_cost: `[n]` tracked cost of each candidate's beam.
 
     Returns:
         ``cands`` with ``cost``, ``tracked`` and ``z`` `[n]` filled in.
     """
-    cands.cost = ctx.cost(cands.texts)
-    cands.tracked = advance_max_cost(parent_cost, cands.cost, ctx.config.safety_mode)
+    mode = ctx.config.safety_mode
+    cands.cost, worst = ctx.cost_and_worst(cands.texts)
+    cands.tracked = advance_max_cost(parent_cost, worst if mode == "prefix" else cands.cost, mode)
     cands.z = safety_state(ctx.budget, cands.tracked)
     return cands
 
