@@ -267,3 +267,28 @@ def test_serve_run_arguments_are_validated():
         RayServeArgs.model_validate({"num_replica": "3"})
     with pytest.raises(ValueError, match="max_concurrent"):
         RayServeArgs.model_validate({"max_concurrent": "0"})
+
+
+def test_cli_serve_ray_deploys_replicas(monkeypatch, capsys):
+    """``inferenceguard serve --ray --replicas 3``: the app, its replicas and their GPUs."""
+    from inferenceguard.cli import main
+
+    calls: dict[str, Any] = {}
+    monkeypatch.setattr(ray, "init", lambda **kw: calls.update(init=kw))
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 16.0, "GPU": 4.0})
+    monkeypatch.setattr(serve, "start", lambda **kw: calls.update(start=kw))
+    monkeypatch.setattr(serve, "run", lambda application, **kw: calls.update(app=application, **kw))
+    argv = ["serve", "--ray", "--replicas", "3", "--critic", "none", "--port", "8124"]
+    assert main([*argv, "--api-key", "k", "--max-queue", "5"]) == 0
+    deployment = calls["app"]._bound_deployment
+    assert deployment.num_replicas == 3
+    assert deployment.ray_actor_options["num_gpus"] == 1.0
+    assert deployment.max_ongoing_requests == 4 + 5
+    specs, server = deployment.init_args
+    assert specs["critic"] is None and specs["model"] == "default"
+    assert server == {"api_key": "k", "max_concurrent": 4, "max_queue": 5, "model_name": None}
+    assert calls["start"]["http_options"] == {"host": "127.0.0.1", "port": 8124}
+    assert calls["blocking"] is True and calls["init"] == {"address": None}
+    assert "3 replica(s) (1 GPU each)" in capsys.readouterr().err
+    assert main(["serve", "--replicas", "2"]) == 2
+    assert "--replicas 2 needs --ray" in capsys.readouterr().err
