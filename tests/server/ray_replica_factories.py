@@ -38,3 +38,20 @@ def slow_zero_cost() -> CostModel:
 def length_reward() -> RewardModel:
     """Longer is better (the scripted model writes the same text anyway)."""
     return RewardModel.from_callable(lambda p, r: float(len(r)), id="length")
+
+
+def tiny_lm() -> LocalLM:
+    """The tiny random Llama (seeded: the same weights in every process)."""
+    from transformers import AutoTokenizer
+
+    from inferenceguard._embedded import embedded_lm_dir
+    from inferenceguard.testing import tiny_random_lm
+
+    return tiny_random_lm(AutoTokenizer.from_pretrained(embedded_lm_dir()))
+
+
+def letter_e_cost() -> CostModel:
+    """Cost 1 for a response with an "e": raw samples are often unsafe."""
+    from inferenceguard.testing import keyword_cost
+
+    return keyword_cost(["e"])

@@ -292,3 +292,41 @@ def test_cli_serve_ray_deploys_replicas(monkeypatch, capsys):
     assert "3 replica(s) (1 GPU each)" in capsys.readouterr().err
     assert main(["serve", "--replicas", "2"]) == 2
     assert "--replicas 2 needs --ray" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- eval --ray
+def test_eval_on_ray_gives_the_records_of_one_process(cluster, tmp_path, monkeypatch, capsys):
+    """Two Ray tasks (on the same cluster) shard the prompts; the merged records equal a
+    one-process run's, field for field, except timings and the rank that made each."""
+    import inferenceguard
+    from inferenceguard._distributed import resolve_factory
+    from inferenceguard.cli import main
+
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("Say hello.\nName a fruit.\nCount to three.\nPick a colour.\nHi.\n")
+    argv = ["eval", "--prompts", str(prompts), "--strategy", "plain", "--strategy",
+            "inferenceguard", "--max-new-tokens", "6", "--n-candidates", "4", "--critic",
+            "none", "--model", f"{FACTORIES}:tiny_lm", "--cost-model",
+            f"{FACTORIES}:letter_e_cost", "--reward-model", f"{FACTORIES}:length_reward",
+            "--no-progress", "--no-plots", "--threads", "1"]  # fmt: skip
+    assert main([*argv, "--ray", "--ray-workers", "2", "--out", str(tmp_path / "ray")]) == 0
+    assert "| `plain` |" in capsys.readouterr().out
+    build = inferenceguard.build_guard  # one process: the same factories, built here
+    monkeypatch.setattr(
+        inferenceguard,
+        "build_guard",
+        lambda **kw: build(**{k: resolve_factory(v) for k, v in kw.items()}),
+    )
+    assert main([*argv, "--out", str(tmp_path / "one")]) == 0
+
+    def records(name: str) -> list[dict[str, Any]]:
+        lines = (tmp_path / name / "records.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines]
+
+    sharded, single = records("ray"), records("one")
+    assert {r["rank"] for r in sharded} == {0, 1}
+    assert len(sharded) == len(single) == 10
+    timing = {"seconds", "rank"}
+    assert [{k: v for k, v in r.items() if k not in timing} for r in sharded] == [
+        {k: v for k, v in r.items() if k not in timing} for r in single
+    ]

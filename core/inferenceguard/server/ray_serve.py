@@ -32,7 +32,6 @@ it did receive was verified, but the stream is not resumed or retried by the ser
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,8 +60,6 @@ __all__ = ["REPLICA_HEADER", "GuardReplica", "RayServeArgs", "app", "build_app"]
 #: Response header naming the replica that answered (its Serve replica tag).
 REPLICA_HEADER = "x-inferenceguard-replica"
 
-# "package.module:function", as uvicorn and Serve name an app.
-_FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 _SERVER_ARGS = ("api_key", "max_concurrent", "max_queue", "model_name", "max_body_bytes")
 
 
@@ -100,10 +97,11 @@ class GuardReplica:
     """
 
     def __init__(self, specs: Mapping[str, Any], server: Mapping[str, Any]) -> None:
+        from .._distributed import resolve_factory
         from ..build import LazyGuard
 
         self.replica = serve.get_replica_context().replica_tag
-        self.lazy = LazyGuard(**{k: _from_factory(v) for k, v in specs.items()})
+        self.lazy = LazyGuard(**{k: resolve_factory(v) for k, v in specs.items()})
         # Load now: Serve routes to a replica only once its constructor has returned, so
         # no request waits for (or times out on) model loading.
         self.lazy.get()
@@ -114,26 +112,6 @@ class GuardReplica:
         from .app import create_app
 
         return _ReplicaHeader(create_app(self.lazy, **self.server), self.replica)
-
-
-def _from_factory(spec: Any) -> Any:
-    """``"package.module:function"`` → what ``function()`` returns; anything else unchanged.
-
-    Serve ships the specs to every replica by pickling, and a config file holds only text:
-    a factory builds an object (a LocalLM, a cost model...) in the replica itself.
-    """
-    if not isinstance(spec, str) or not _FACTORY.fullmatch(spec) or Path(spec).exists():
-        return spec
-    from ..scorers.registry import resolve
-
-    try:
-        factory = resolve(spec)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(
-            f"Cannot import the factory {spec!r}: {exc}.",
-            hint="name an importable 'package.module:function' on every node's Python path.",
-        ) from None
-    return factory()
 
 
 def build_app(
