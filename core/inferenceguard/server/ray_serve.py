@@ -153,14 +153,9 @@ def build_app(
             ``max_body_bytes`` of :func:`~inferenceguard.server.app.create_app`.
 
     Raises:
-        ConfigError: an unknown server option, or both a replica count and autoscaling.
+        ConfigError: an unknown server option.
     """
-    unknown = sorted(set(server) - set(_SERVER_ARGS))
-    if unknown:
-        raise ConfigError(
-            f"build_app got unknown argument(s): {', '.join(unknown)}.",
-            hint=f"server options are {', '.join(_SERVER_ARGS)}.",
-        )
+    _check_server_args(server)
     specs: dict[str, Any] = {
         "model": model, "cost_model": cost_model, "reward_model": reward_model,
         "critic": critic, "config": config, "device": device, "dtype": dtype,
@@ -179,6 +174,15 @@ def build_app(
     return serve.deployment(GuardReplica).options(**options).bind(specs, server)
 
 
+def _check_server_args(server: Mapping[str, Any]) -> None:
+    unknown = sorted(set(server) - set(_SERVER_ARGS))
+    if unknown:
+        raise ConfigError(
+            f"build_app got unknown argument(s): {', '.join(unknown)}.",
+            hint=f"server options are {', '.join(_SERVER_ARGS)}.",
+        )
+
+
 class RayServeArgs(BaseModel):
     """The arguments of ``serve run inferenceguard.server.ray_serve:app KEY=VALUE ...``.
 
@@ -186,7 +190,7 @@ class RayServeArgs(BaseModel):
     may also give ``autoscaling_config`` and ``ray_actor_options`` as mappings.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     model: str | None = Field(None, description="hub id or folder (default: embedded)")
     cost_model: str = Field("default", description="cost model spec")
