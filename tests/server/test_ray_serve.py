@@ -239,12 +239,29 @@ def test_a_killed_replica_is_replaced_and_no_answer_is_cut(cluster):
             return
         outcomes.append("whole" if finished and text == CALL else f"cut: {text!r}")
 
+    def ask() -> None:
+        try:
+            reply = client(cluster, timeout=60).chat.completions.create(model="m", messages=USER)
+        except (openai.APIError, httpx.HTTPError) as exc:
+            plain.append(f"error: {type(exc).__name__}")
+            return
+        text = reply.choices[0].message.content
+        plain.append("whole" if text == CALL and reply.choices[0].finish_reason else "cut")
+
     tags: list[str] = []
+    plain: list[str] = []
     thread = threading.Thread(target=consume)
     thread.start()
     assert started.wait(30)
+    # Plain requests in flight too: those on the doomed replica must fail, not come short.
+    askers = [threading.Thread(target=ask) for _ in range(4)]
+    for asker in askers:
+        asker.start()
+    time.sleep(0.3)
     ray.kill(_replica_actor(tags[0]), no_restart=False)
-    thread.join(60)
+    for worker in [thread, *askers]:
+        worker.join(60)
+    assert len(plain) == 4 and all(p == "whole" or p.startswith("error") for p in plain), plain
     (outcome,) = outcomes
     assert outcome == "whole" or outcome.startswith("error"), outcome
     _wait_for(lambda: _replaced(tags[0]), timeout=90)

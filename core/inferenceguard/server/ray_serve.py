@@ -21,13 +21,13 @@ Usage::
                         ray_actor_options={"num_gpus": 1}))
 
 Retry semantics: a replica that dies (or is killed) mid-request never hands out part of an
-answer as if it were whole. A non-streamed request fails with an error status (5xx from
-Ray's proxy) and no answer;
-generation has no side effects, so retrying it is safe (the ``openai`` client retries 5xx
-responses twice by default) and Ray routes the retry to a live replica while it starts a
-replacement. A stream cut mid-way ends without a ``finish_reason`` chunk and without
-``data: [DONE]`` (or with an error), so a client can tell it from a finished answer; the text
-it did receive was verified, but the stream is not resumed or retried by the server.
+answer as if it were whole. A non-streamed request fails with an error and no answer (an
+HTTP 5xx from Ray's proxy, or a dropped connection); generation has no side effects, so
+retrying it is safe (the ``openai`` client retries both twice by default) and Ray routes
+the retry to a live replica while it starts a replacement. A stream whose replica dies is cut before its ``finish_reason`` chunk and
+``data: [DONE]``: the connection drops, which the ``openai`` client raises as
+``APIConnectionError`` (tested), so no client mistakes a cut answer for a whole one. The
+text it did receive was verified; the server neither resumes nor retries a stream.
 """
 
 from __future__ import annotations
