@@ -1,19 +1,26 @@
-"""Data parallelism under ``accelerate launch``: shard work by rank, merge on rank 0.
+"""Data parallelism under ``accelerate launch`` or on Ray: shard work by rank, merge on rank 0.
 
 Results travel through per-rank JSONL files rather than collective ops, so the same code
 runs on CPU processes and GPUs, and every finished record is already on disk if a run is
 interrupted (resume skips what is there). :class:`ResumableShards` is that pattern in one
 place: per-rank record files in a folder, the keys already done, this rank's share of the
 work, and the merge in a fixed order.
+
+On Ray (:func:`run_on_ray`), each rank is a Ray task: the tasks are placed together (one
+placement group, so none waits for a rank that cannot start), see their rank through
+:func:`process_info`, and meet at :func:`wait_for_everyone` through a barrier actor. The
+run folder must be on a filesystem every node sees (one node: always).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +32,8 @@ __all__ = [
     "init_distributed",
     "process_info",
     "read_jsonl",
+    "resolve_factory",
+    "run_on_ray",
     "shard",
     "wait_for_everyone",
     "wait_for_files",
@@ -45,8 +54,19 @@ class ProcessInfo:
         return self.rank == 0
 
 
+# Set in each Ray task by run_on_ray: its rank, the world size, the barrier actor's name.
+_RAY_RANK, _RAY_WORLD, _RAY_BARRIER = (
+    "INFERENCEGUARD_RAY_RANK",
+    "INFERENCEGUARD_RAY_WORLD_SIZE",
+    "INFERENCEGUARD_RAY_BARRIER",
+)
+
+
 def process_info() -> ProcessInfo:
-    """Rank and world size from ``accelerate launch`` (or ``torchrun``); 0/1 otherwise."""
+    """Rank and world size from ``accelerate launch`` (or ``torchrun``) or a Ray task of
+    :func:`run_on_ray`; 0/1 otherwise."""
+    if _RAY_WORLD in os.environ:
+        return ProcessInfo(int(os.environ[_RAY_RANK]), int(os.environ[_RAY_WORLD]))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
         import torch
@@ -70,6 +90,12 @@ def init_distributed() -> ProcessInfo:
 
 def wait_for_everyone() -> None:
     """Barrier across processes (no-op in a single process)."""
+    if _RAY_BARRIER in os.environ:
+        import ray
+
+        barrier = ray.get_actor(os.environ[_RAY_BARRIER])
+        ray.get(barrier.wait.remote(int(os.environ[_RAY_RANK])))
+        return
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from accelerate import PartialState
 
@@ -195,3 +221,135 @@ class ResumableShards:
     def clear(self) -> None:
         """Delete every rank's records (a run started afresh)."""
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- Ray
+# "package.module:function", as uvicorn and Serve name an app.
+_FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+def resolve_factory(spec: Any) -> Any:
+    """``"package.module:function"`` → what ``function()`` returns; anything else unchanged.
+
+    Ray ships arguments to its workers by pickling, and a config file holds only text: a
+    factory builds an object (a LocalLM, a cost model...) in the worker itself.
+
+    Raises:
+        ConfigError: the factory cannot be imported.
+    """
+    if not isinstance(spec, str) or not _FACTORY.fullmatch(spec) or Path(spec).exists():
+        return spec
+    from .errors import ConfigError
+    from .scorers.registry import resolve
+
+    try:
+        factory = resolve(spec)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"Cannot import the factory {spec!r}: {exc}.",
+            hint="name an importable 'package.module:function' on every node's Python path.",
+        ) from None
+    return factory()
+
+
+class _Barrier:
+    """A reusable barrier for ``world_size`` Ray tasks (an async actor: waits overlap)."""
+
+    def __init__(self, world_size: int) -> None:
+        import asyncio
+
+        self.world_size = world_size
+        self.passes = [0] * world_size  # barriers each rank has entered
+        self.events: dict[int, asyncio.Event] = {}
+
+    async def wait(self, rank: int) -> None:
+        import asyncio
+
+        self.passes[rank] += 1
+        generation = self.passes[rank]
+        event = self.events.setdefault(generation, asyncio.Event())
+        if sum(p >= generation for p in self.passes) == self.world_size:
+            event.set()
+        await event.wait()
+
+
+def _ray_rank(fn: Callable[..., T], rank: int, world_size: int, barrier: str, *args: Any) -> T:
+    """One rank of :func:`run_on_ray`, inside its Ray task (a worker may be reused)."""
+    saved = {k: os.environ.get(k) for k in (_RAY_RANK, _RAY_WORLD, _RAY_BARRIER)}
+    os.environ.update({_RAY_RANK: str(rank), _RAY_WORLD: str(world_size), _RAY_BARRIER: barrier})
+    try:
+        return fn(*args)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _gather(refs: list[Any]) -> list[Any]:
+    """Every task's result; on the first failure the others are cancelled (they would wait
+    at a barrier for the failed rank forever) and its error is raised."""
+    import ray
+
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        try:
+            ray.get(done[0])
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+    return ray.get(refs)
+
+
+def run_on_ray(
+    fn: Callable[..., T],
+    *args: Any,
+    world_size: int,
+    resources: Mapping[str, float],
+    timeout_s: float = 600.0,
+) -> list[T]:
+    """Run ``fn(*args)`` as ``world_size`` Ray tasks, ranks 0..n-1; their results by rank.
+
+    Inside each task :func:`process_info` gives its rank and :func:`wait_for_everyone`
+    waits for all of them, so code written for ``accelerate launch`` runs unchanged.
+    Needs ``ray.init()`` first (a local cluster or ``address="auto"``).
+
+    Args:
+        resources: what each rank reserves, e.g. ``{"GPU": 1}`` or ``{"CPU": 2}``.
+        timeout_s: how long to wait for the cluster to fit every rank at once.
+
+    Raises:
+        ResourceError: the cluster cannot place ``world_size`` ranks of ``resources``.
+    """
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from .errors import ResourceError
+
+    group = placement_group([dict(resources)] * world_size, strategy="PACK")
+    if not group.wait(timeout_seconds=timeout_s):
+        remove_placement_group(group)
+        raise ResourceError(
+            f"The Ray cluster cannot run {world_size} ranks of {dict(resources)} at once.",
+            hint="use fewer ranks, or add nodes (ray.cluster_resources() shows what exists).",
+        )
+    name = f"inferenceguard-barrier-{uuid.uuid4().hex}"
+    barrier = ray.remote(num_cpus=0)(_Barrier).options(name=name).remote(world_size)
+    task = ray.remote(_ray_rank)
+    try:
+        refs = [
+            task.options(
+                num_cpus=resources.get("CPU", 0),
+                num_gpus=resources.get("GPU", 0),
+                scheduling_strategy=PlacementGroupSchedulingStrategy(group, rank),
+            ).remote(fn, rank, world_size, name, *args)
+            for rank in range(world_size)
+        ]
+        return _gather(refs)
+    finally:
+        ray.kill(barrier)
+        remove_placement_group(group)

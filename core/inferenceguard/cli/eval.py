@@ -41,6 +41,9 @@ EPILOG = """examples:
   # on CPU-only machines, 2 processes (accelerate's --cpu launcher starts only one):
   accelerate launch --multi_gpu --num_processes 2 -m inferenceguard.cli eval ... --out runs/cpu
 
+  # data-parallel on a Ray cluster (one GPU per worker if the cluster has GPUs)
+  inferenceguard eval --ray --ray-workers 8 --harmful advbench --out /shared/runs/big
+
   # interrupted? run the same command again: finished records are kept and skipped
   inferenceguard eval --list          # built-in prompt sets and strategy presets
 
@@ -127,6 +130,22 @@ def _add_run_args(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
     group.add_argument("--no-plots", action="store_true", help="skip the plots")
     group.add_argument("--list", action="store_true", help="list prompt sets and strategies")
+    group.add_argument(
+        "--ray",
+        action="store_true",
+        help="shard the prompts over Ray tasks (needs the ray extra; --out on shared storage)",
+    )
+    group.add_argument(
+        "--ray-workers",
+        type=int,
+        default=None,
+        help="Ray tasks with --ray (default: the cluster's GPUs, else 1)",
+    )
+    group.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster to join, e.g. auto (default: $RAY_ADDRESS, else a local cluster)",
+    )
 
 
 def _list() -> int:
@@ -148,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         return _list()
     from .._distributed import process_info
     from ..errors import ConfigError
-    from ..evaluation import evaluate, parse_strategy
+    from ..evaluation import parse_strategy
 
     if not args.out:
         raise ConfigError("--out is required.", hint="e.g. --out runs/first")
@@ -157,12 +176,30 @@ def run(args: argparse.Namespace) -> int:
     for spec in args.strategy:  # a typo fails here, before any model loads
         parse_strategy(spec)
     set_threads(args.threads)
+    if args.ray:
+        return _run_ray(args, prompt_sets, config)
     info = process_info()
-    guard = _build(args, config, rank_device(args.device, info))
+    result = _evaluate(args, prompt_sets, config, rank_device(args.device, info))
+    if info.is_main:
+        _print_summary(result)
+    return 0
+
+
+def _evaluate(
+    args: argparse.Namespace,
+    prompt_sets: list[PromptSet],
+    config: GuardConfig,
+    device: str | None,
+    **specs: Any,
+) -> EvalRun:
+    """Build the guard (``specs`` replace model arguments) and run this rank's share."""
+    from ..evaluation import evaluate
+
+    guard = _build(args, config, device, **specs)
     strategies = list(args.strategy) or list(DEFAULT_STRATEGIES)
     if not args.strategy and guard.critic is not None:
         strategies.append("inferenceguard:use_critic=false")
-    result = evaluate(
+    return evaluate(
         guard,
         strategies,
         prompt_sets,
@@ -174,9 +211,46 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         plots=not args.no_plots,
     )
-    if info.is_main:
-        _print_summary(result)
+
+
+def _run_ray(args: argparse.Namespace, prompt_sets: list[PromptSet], config: GuardConfig) -> int:
+    """``--ray``: every rank a Ray task that builds its own guard; rank 0 merges and reports."""
+    try:
+        import ray
+    except ModuleNotFoundError:
+        print(
+            "inferenceguard eval --ray needs ray: pip install 'inferenceguard[ray]'",
+            file=sys.stderr,
+        )
+        return 1
+    from .._distributed import run_on_ray
+    from ..errors import ConfigError
+
+    if args.ray_workers is not None and args.ray_workers < 1:
+        raise ConfigError(f"--ray-workers must be at least 1, got {args.ray_workers}.")
+    ray.init(address=args.ray_address, ignore_reinit_error=True)
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    workers = args.ray_workers or gpus or 1
+    resources = {"GPU": 1.0} if gpus else {"CPU": float(args.threads or 1)}
+    results = run_on_ray(
+        _eval_rank, args, prompt_sets, config, world_size=workers, resources=resources
+    )
+    _print_summary(results[0])  # rank 0's: the merged run
     return 0
+
+
+def _eval_rank(
+    args: argparse.Namespace, prompt_sets: list[PromptSet], config: GuardConfig
+) -> EvalRun | None:
+    """One rank inside its Ray task: models named ``module:function`` are built here."""
+    from .._distributed import process_info, resolve_factory
+
+    set_threads(args.threads)
+    names = ("model", "cost_model", "reward_model")
+    specs = {name: resolve_factory(getattr(args, name)) for name in names}
+    # Ray gives the task its own GPU(s): the default device is the right one.
+    result = _evaluate(args, prompt_sets, config, args.device, **specs)
+    return result if process_info().is_main else None
 
 
 def _prompt_sets(args: argparse.Namespace) -> list[PromptSet]:
@@ -216,24 +290,28 @@ def base_config(args: argparse.Namespace) -> GuardConfig:
     return GuardConfig(**base)
 
 
-def _build(args: argparse.Namespace, config: GuardConfig, device: str | None) -> InferenceGuard:
+def _build(
+    args: argparse.Namespace, config: GuardConfig, device: str | None, **specs: Any
+) -> InferenceGuard:
     from ..errors import ArtifactError, CriticMismatchError
 
     try:
-        return guard_from_args(args, config, device=device)
+        return guard_from_args(args, config, device=device, **specs)
     except (ArtifactError, CriticMismatchError) as exc:
         if args.critic != "default":
             raise
         # The shipped critic is optional: the baselines and critic-free InferenceGuard
         # can still be measured.
         print(f"warning: running without the shipped critic: {exc}", file=sys.stderr)
-        return guard_from_args(args, config, device=device, critic=None)
+        return guard_from_args(args, config, device=device, **{**specs, "critic": None})
 
 
-def _print_summary(result: EvalRun) -> None:
+def _print_summary(result: EvalRun | None) -> None:
     """Every table of report.md, each under its heading, then where the files are."""
     from ..evaluation.report import render_markdown
 
+    if result is None:  # pragma: no cover - rank 0 always returns its run
+        return
     print(render_markdown(result.records, result.summaries, result.meta, caveats=False))
     for role, path in result.files.items():
         print(f"{role:>22}: {path}")
