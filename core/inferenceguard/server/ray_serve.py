@@ -24,8 +24,8 @@ Retry semantics: a replica that dies (or is killed) mid-request never hands out 
 answer as if it were whole. A non-streamed request fails with an error and no answer (an
 HTTP 5xx from Ray's proxy, or a dropped connection); generation has no side effects, so
 retrying it is safe (the ``openai`` client retries both twice by default) and Ray routes
-the retry to a live replica while it starts a replacement. A stream whose replica dies is cut before its ``finish_reason`` chunk and
-``data: [DONE]``: the connection drops, which the ``openai`` client raises as
+the retry to a live replica while it starts a replacement. A stream whose replica dies is
+cut before its ``finish_reason`` chunk and ``data: [DONE]``: the connection drops, which the ``openai`` client raises as
 ``APIConnectionError`` (tested), so no client mistakes a cut answer for a whole one. The
 text it did receive was verified; the server neither resumes nor retries a stream.
 """
