@@ -19,7 +19,6 @@ import time
 from collections.abc import Sequence
 
 import torch
-
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
