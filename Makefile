@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(OFFLINE) $(PY) cookbook/demo.py
+	$(OFFLINE) $(PY) cookbook/demo.py $(if $(THREADS),--threads $(THREADS))
 
 test: $(STAMP)
 	$(OFFLINE) $(PY) -m pytest -q

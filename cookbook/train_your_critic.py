@@ -15,7 +15,9 @@ then ``load_critic(out, lm=lm, cost_model=cost, config=config)`` checks that it 
 shell the same is ``inferenceguard train-critic --model DIR --prompts harmful.txt
 --prompts benign.txt --samples-per-prompt 4 --block-len 16 --max-new-tokens 64 --out DIR``.
 The rollout count here is tiny (16 prompts × 4 samples), enough to show the mechanics, not
-to give a good critic: the shipped one used 144 prompts × 8 samples.
+to give a good critic: the shipped one used 144 prompts × 8 samples. When the trained
+critic is worse than the safety state alone on held-out prompts, training warns
+(``TrainResult.worse_than_safety_state``) and the script says so and decodes without it.
 
 Run (offline):
     python cookbook/train_your_critic.py                  # SmolLM2 ("your model") + default scorers
@@ -117,9 +119,22 @@ def main() -> None:
     saved = save_critic(result.critic, work / "critic")
     print(f"saved critic to {saved}")
 
-    # 4. Load it (checks base model, hidden size, cost model and block_len) and use it.
+    # 4. Is it any good? A critic whose held-out safety AUC is below that of the safety
+    #    state z alone ranks candidates worse than z would; train_critic warns, and we
+    #    decode without it (the guarantee never rests on the critic, only its usefulness).
+    problem = result.worse_than_safety_state
+    if problem:
+        print(f"critic check: {problem}")
+        print(
+            "  Too few rollouts to learn more than z already knows: collect more (more "
+            "prompts, --samples-per-prompt) and retrain. Decoding without the critic."
+        )
+    else:
+        print("critic check: held-out safety AUC at least that of the safety state alone")
+
+    # 5. Load it (checks base model, hidden size, cost model and block_len) and use it.
     critic = load_critic(saved, lm=lm, cost_model=cost, config=SEARCH)
-    guard = InferenceGuard(lm, cost, reward, critic=critic, config=SEARCH)
+    guard = InferenceGuard(lm, cost, reward, critic=None if problem else critic, config=SEARCH)
     for prompt in (HARMFUL[0], BENIGN[0]):
         answer = guard.generate(prompt)
         print("=" * 78)

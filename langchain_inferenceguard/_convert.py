@@ -38,6 +38,7 @@ from inferenceguard.config import REQUEST_SETTINGS, request_overrides
 from inferenceguard.errors import InputError
 from inferenceguard.reply import ContentDelta, FinalReply, ReplyEvent
 from inferenceguard.result import GuardResult
+from inferenceguard.tools import normalize_tool_choice
 
 __all__ = [
     "PROVIDER",
@@ -155,38 +156,6 @@ def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
 def convert_tools(tools: Sequence[Any]) -> list[dict[str, Any]]:
     """Tools (``BaseTool``, functions, pydantic classes, JSON-schema dicts) → OpenAI format."""
     return [convert_to_openai_tool(tool) for tool in tools]
-
-
-def normalize_tool_choice(tool_choice: Any, tool_names: Sequence[str]) -> str | None:
-    """Map LangChain's ``tool_choice`` values to the core's.
-
-    Args:
-        tool_choice: ``None``, ``"auto"``, ``"none"``, ``"any"``/``"required"``/``True``,
-            ``False``, a tool name, or ``{"type": "function", "function": {"name": ...}}``.
-        tool_names: names of the bound tools.
-
-    Returns:
-        ``None``, ``"auto"``, ``"none"``, ``"required"`` or a bound tool's name.
-
-    Raises:
-        ValueError: a tool name that is not bound, or an unrecognised value.
-    """
-    if tool_choice is None or tool_choice == "auto":
-        return tool_choice
-    if tool_choice is False or tool_choice == "none":
-        return "none"
-    if tool_choice is True or tool_choice in ("any", "required"):
-        return "required"
-    name = tool_choice
-    if isinstance(tool_choice, Mapping):
-        inner = tool_choice.get("function", tool_choice)
-        name = inner.get("name") if isinstance(inner, Mapping) else None
-    if isinstance(name, str) and name in tool_names:
-        return name
-    raise ValueError(
-        f"tool_choice={tool_choice!r} is not 'auto', 'none', 'any', 'required' or the name of a "
-        f"bound tool ({', '.join(tool_names) or 'no tools bound'})."
-    )
 
 
 # --------------------------------------------------------------------------- config

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from inferenceguard import (
     ConfigError,
@@ -30,6 +29,7 @@ from inferenceguard import (
     StreamChunk,
     __version__,
 )
+from inferenceguard.config import check_init_kwargs, settings_error
 from inferenceguard.reply import ReplyAssembler
 
 from ._convert import (
@@ -47,6 +47,8 @@ __all__ = ["ChatInferenceGuard"]
 _ROUTING_KWARGS = ("stream",)
 # Standard LangChain init arguments that mean nothing for a local model (no API, no retries).
 _IGNORED_INIT_KWARGS = frozenset({"api_key", "max_retries"})
+# GuardConfig names of the settings this class names in OpenAI style.
+_RENAMED = {"max_new_tokens": "max_tokens", "max_time": "timeout"}
 
 
 @dataclass(frozen=True)
@@ -291,7 +293,7 @@ class ChatInferenceGuard(BaseChatModel):
     temperature: float | None = None
     """Sampling temperature of the base model; ``0`` means greedy decoding."""
 
-    max_tokens: int | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
     """Maximum number of new tokens (``GuardConfig.max_new_tokens``)."""
 
     stop: list[str] | None = None
@@ -323,31 +325,32 @@ class ChatInferenceGuard(BaseChatModel):
     _lazy: LazyGuard = PrivateAttr()
 
     # ------------------------------------------------------------------ validation
+    def __init__(self, **kwargs: Any) -> None:
+        """Validate the settings; nothing is loaded until the first call (or :meth:`get_guard`).
+
+        Raises:
+            ConfigError: an invalid value (naming the argument you set, e.g. ``max_tokens``),
+                an argument this class does not take (a top-level ``budget``, a typo), or
+                ``guard`` together with model settings. A ``ValueError`` subclass.
+            TypeError: ``guard`` is not an :class:`~inferenceguard.InferenceGuard`.
+        """
+        try:
+            super().__init__(**kwargs)
+        except ValidationError as exc:
+            raise settings_error(exc, "ChatInferenceGuard") from None
+
     @model_validator(mode="before")
     @classmethod
     def _check_unknown_params(cls, data: Any) -> Any:
-        """Reject GuardConfig fields passed at the top level; warn about other unknown names.
+        """Refuse arguments this class does not take (the core's one rule for constructors).
 
         Unknown arguments would otherwise be dropped silently, and a dropped ``budget``
         is a safety setting the user believes is in force.
         """
-        if not isinstance(data, dict):
-            return data
-        known = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
-        unknown = sorted(k for k in data if k not in known and k not in _IGNORED_INIT_KWARGS)
-        config_names = [k for k in unknown if k in GuardConfig.model_fields]
-        if config_names:
-            example = ", ".join(f"{k!r}: ..." for k in config_names)
-            raise ConfigError(
-                f"{', '.join(config_names)} is a GuardConfig field, not a ChatInferenceGuard "
-                "argument.",
-                hint=f"pass guard_config={{{example}}}.",
-            )
-        if unknown:
-            warnings.warn(
-                f"ChatInferenceGuard ignores unknown argument(s): {', '.join(unknown)}.",
-                UserWarning,
-                stacklevel=2,
+        if isinstance(data, dict):
+            known = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
+            check_init_kwargs(
+                "ChatInferenceGuard", data, known | _IGNORED_INIT_KWARGS, renamed=_RENAMED
             )
         return data
 

@@ -29,13 +29,23 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
     MessageRole,
 )
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_serializer
+from llama_index.core.bridge.pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_serializer,
+)
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
 from inferenceguard import GuardConfig, GuardResult, InferenceGuard, LazyGuard, StreamChunk
-from inferenceguard.config import REQUEST_SETTINGS, request_overrides
+from inferenceguard.config import (
+    REQUEST_SETTINGS,
+    check_init_kwargs,
+    request_overrides,
+    settings_error,
+)
 from inferenceguard.reply import ContentDelta, FinalReply, ReplyAssembler, final_reply
 
 from ._convert import (
@@ -56,6 +66,8 @@ __all__ = ["InferenceGuardLLM"]
 # Keyword arguments of chat()/stream_chat() that the adapter consumes; any other keyword
 # is a GuardConfig field for this request (an unknown name is a ConfigError from the core).
 _ADAPTER_KWARGS = ("tools", "tool_choice", "tool_required", "allow_parallel_tool_calls")
+# Settings other front ends name in OpenAI style, and their names here.
+_RENAMED = {"max_tokens": "max_new_tokens"}
 
 
 class InferenceGuardLLM(FunctionCallingLLM):
@@ -252,10 +264,18 @@ class InferenceGuardLLM(FunctionCallingLLM):
 
         Raises:
             TypeError: ``guard`` is not an :class:`~inferenceguard.InferenceGuard`.
-            ConfigError: the settings make an invalid :class:`GuardConfig`, or ``guard`` was
-                given together with model settings.
+            ConfigError: an argument this class does not take (a top-level ``budget``,
+                ``max_tokens`` for ``max_new_tokens``, a typo: nothing is dropped), an
+                invalid value, settings that make an invalid :class:`GuardConfig`, or
+                ``guard`` given together with model settings.
         """
-        super().__init__(**data)
+        fields = type(self).model_fields
+        known = set(fields) | {f.alias for f in fields.values() if f.alias}
+        check_init_kwargs("InferenceGuardLLM", data, known, renamed=_RENAMED)
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise settings_error(exc, "InferenceGuardLLM") from None
         specs = self._model_specs()
         self._lazy = LazyGuard(guard, **specs)  # checks guard= and the specs; config reads it
         config = self.config  # validate the settings now, not at the first request

@@ -23,15 +23,35 @@ Usage::
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 
-__all__ = ["REQUEST_SETTINGS", "GuardConfig", "config_reference_markdown", "request_overrides"]
+__all__ = [
+    "MAX_BUDGET",
+    "REQUEST_SETTINGS",
+    "GuardConfig",
+    "check_init_kwargs",
+    "config_reference_markdown",
+    "request_overrides",
+    "resolve_budget",
+    "settings_error",
+]
+
+#: Above this magnitude a budget can only mean "no limit": it needs ``allow_unbounded_budget``.
+MAX_BUDGET = 1e6
 
 
 class GuardConfig(BaseModel):
@@ -94,7 +114,14 @@ class GuardConfig(BaseModel):
     """Keep only the ``top_k`` most likely tokens before sampling (``None``: all)."""
 
     budget: float | None = None
-    """d: safety budget. ``None`` uses the cost model's threshold τ."""
+    """d: safety budget. ``None`` uses the cost model's threshold τ. A budget that no cost
+    can exceed (at or above 1 for a cost model scoring probabilities with a threshold
+    below 1, or above 1e6 for any cost model) turns the guard off and is refused unless
+    ``allow_unbounded_budget=True``."""
+
+    allow_unbounded_budget: bool = False
+    """Allow a ``budget`` that turns the guard off (every text passes); the safety report's
+    ``config`` then records ``allow_unbounded_budget: true``. For measuring only."""
 
     safety_mode: Literal["prefix", "final"] = "prefix"
     """``"prefix"``: every emitted prefix must be within budget (needed for streaming);
@@ -136,7 +163,8 @@ class GuardConfig(BaseModel):
     like any other text; if even it is over budget, the empty string is returned."""
 
     stop: tuple[str, ...] = ()
-    """Stop strings: generation ends right before the first occurrence."""
+    """Stop strings: generation ends right before the first occurrence. A string is one
+    stop string, ``None`` means none; an empty stop string is refused."""
 
     seed: int | None = None
     """Seed for reproducible sampling; ``None`` draws a fresh seed per request."""
@@ -157,6 +185,26 @@ class GuardConfig(BaseModel):
     max_batch_tokens: int = Field(2_000_000, ge=1)
     """Memory bound: ``n_candidates × (prompt tokens + max_new_tokens)`` may not exceed
     this; a larger request fails with :class:`ResourceError` before allocating."""
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_stop_rule(cls, value: Any) -> Any:
+        # The rule of the OpenAI API and LangChain: a string is one stop string.
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value,)
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(s == "" for s in value):
+            raise ValueError(
+                "an empty stop string would end every answer before it starts; "
+                "remove it (stop=None means no stop strings)"
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -183,6 +231,13 @@ class GuardConfig(BaseModel):
             )
         if self.budget is not None and not math.isfinite(self.budget):
             raise ValueError(f"budget must be a finite number, got {self.budget!r}")
+        unbounded = self.budget is not None and abs(self.budget) > MAX_BUDGET
+        if unbounded and not self.allow_unbounded_budget:
+            raise ValueError(
+                f"budget={self.budget:g} is beyond any cost and would turn the guard off; "
+                "use a budget near the cost model's threshold (budget=None uses it), or "
+                "set allow_unbounded_budget=True if an unguarded run is what you want"
+            )
         if self.adaptive and self.adaptive_min_candidates > self.n_candidates:
             raise ValueError(
                 f"adaptive_min_candidates ({self.adaptive_min_candidates}) cannot exceed "
@@ -264,14 +319,100 @@ def request_overrides(
     return out
 
 
-def _explain(exc: ValidationError) -> str:
+def resolve_budget(config: GuardConfig, threshold: float) -> float:
+    """The budget a request runs with: ``config.budget``, or the cost model's threshold τ.
+
+    Raises:
+        ConfigError: a budget below zero while τ is not (nothing could pass), or a budget
+            that turns the guard off for this cost model without ``allow_unbounded_budget``.
+    """
+    if config.budget is None:
+        return float(threshold)
+    budget = float(config.budget)
+    if budget < 0 <= threshold:
+        raise ConfigError(
+            f"budget is {budget}, below zero while the cost model's threshold is "
+            f"{threshold}: nothing could be within budget.",
+            hint="use a budget between 0 and the threshold, or leave budget=None.",
+        )
+    # A threshold inside (0, 1) marks a probability scale: no cost exceeds 1.
+    if 0 < threshold < 1 <= budget and not config.allow_unbounded_budget:
+        raise ConfigError(
+            f"budget={budget:g} is at or above 1, the top of this cost model's probability "
+            f"scale (threshold {threshold}): no text could exceed it, so the guard would be off.",
+            hint="use a budget below 1 (budget=None uses the threshold), or set "
+            "allow_unbounded_budget=True if an unguarded run is what you want.",
+        )
+    return budget
+
+
+#: Settings known under another name in :class:`GuardConfig`.
+_CONFIG_NAMES = {"max_tokens": "max_new_tokens", "timeout": "max_time"}
+
+
+def check_init_kwargs(
+    owner: str,
+    given: Iterable[str],
+    known: Collection[str],
+    *,
+    renamed: Mapping[str, str] | None = None,
+) -> None:
+    """The one rule for front-end constructors: a setting is applied or refused, never dropped.
+
+    Every name in ``given`` that is not in ``known`` (the front end's own arguments) is
+    refused, with the fix: the front end's own name for it (``renamed``, e.g. LlamaIndex's
+    ``max_tokens`` is ``max_new_tokens``), ``guard_config={...}`` for a
+    :class:`GuardConfig` field (or a request setting such as ``timeout``, which is
+    ``max_time`` there), or the closest known name for a typo.
+
+    Raises:
+        ConfigError: naming every refused argument and its fix.
+    """
+    renamed = renamed or {}
+    problems, fixes = [], []
+    for name in sorted(set(given) - set(known)):
+        problems.append(name)
+        field = _CONFIG_NAMES.get(name, name)
+        if renamed.get(name) in known:
+            fixes.append(f"pass {renamed[name]}=... instead of {name}")
+        elif field in GuardConfig.model_fields:
+            fixes.append(f"{name} is a GuardConfig setting: pass guard_config={{{field!r}: ...}}")
+        else:
+            close = difflib.get_close_matches(name, [*known, *GuardConfig.model_fields], n=1)
+            fixes.append(
+                f"{name} is not an argument of {owner}"
+                + (f" (did you mean {close[0]!r}?)" if close else "")
+            )
+    if problems:
+        raise ConfigError(
+            f"{owner} does not take {', '.join(problems)}: an argument it ignored could be "
+            "a setting (a budget, a seed) you believe is in force.",
+            hint="; ".join(fixes) + ".",
+        )
+
+
+def settings_error(exc: ValidationError, owner: str) -> Exception:
+    """The typed error for a front end's pydantic ``ValidationError`` (its constructor's).
+
+    An error of ours raised inside a validator (a :class:`ConfigError` naming the fix, a
+    ``TypeError``) comes back as it was; anything else becomes a :class:`ConfigError`
+    naming each field the user set, so ``except ConfigError`` catches every bad setting.
+    """
+    for err in exc.errors():
+        original = (err.get("ctx") or {}).get("error")
+        if isinstance(original, ConfigError | TypeError):
+            return original
+    return ConfigError(_explain(exc, owner))
+
+
+def _explain(exc: ValidationError, owner: str = "GuardConfig") -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "GuardConfig"
+        where = ".".join(str(p) for p in err["loc"]) or owner
         got = err.get("input")
         got_text = "" if isinstance(got, dict) else f" (got {got!r})"
         parts.append(f"{where}: {err['msg']}{got_text}")
-    return "Invalid GuardConfig: " + "; ".join(parts) + "."
+    return f"Invalid {owner}: " + "; ".join(parts) + "."
 
 
 def config_reference_markdown() -> str:

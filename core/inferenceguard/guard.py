@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from .config import GuardConfig
+from .config import GuardConfig, resolve_budget
 from .errors import ConfigError, ContextLengthError, ResourceError
 from .lm import LocalLM
 from .messages import last_user_text, normalize_messages
@@ -33,6 +33,7 @@ from .scorers.base import CostModel, RewardModel
 from .search.baselines import strategy_config
 from .search.context import Critic, SearchContext
 from .search.runner import run_search
+from .tools import normalize_tool_choice, normalize_tools
 
 __all__ = ["InferenceGuard"]
 
@@ -111,21 +112,23 @@ class InferenceGuard:
         *,
         enforce_budget: bool = True,
     ) -> SearchContext:
-        """Validate one request and build its :class:`SearchContext` (nothing runs yet)."""
-        if overrides.get("stop") is not None:
-            overrides = {**overrides, "stop": tuple(overrides["stop"])}
+        """Validate one request and build its :class:`SearchContext` (nothing runs yet).
+
+        ``stop`` follows :class:`GuardConfig`'s rule (a string is one stop string,
+        ``None`` none); ``tool_choice`` must name a given tool.
+        """
         config = self.config.replace(**overrides) if overrides else self.config
         msgs = normalize_messages(messages)
-        prompt_ids = self.lm.encode(self.lm.render(msgs, tools=tools, tool_choice=tool_choice))
+        tool_list = normalize_tools(tools) or None
+        names = [t["function"]["name"] for t in tool_list or []]
+        tool_choice = normalize_tool_choice(tool_choice, names)
+        prompt = self.lm.render(msgs, tools=tool_list, tool_choice=tool_choice)
+        prompt_ids = self.lm.encode(prompt)
         self._check_size(config, len(prompt_ids))
         config = strategy_config(config)  # after the check: it judges the settings asked for
-        budget = self.cost_model.threshold if config.budget is None else config.budget
-        if config.budget is not None and config.budget < 0 and self.cost_model.threshold >= 0:
-            raise ConfigError(
-                f"budget is {config.budget}, below zero while the cost model's threshold is "
-                f"{self.cost_model.threshold}: nothing could be within budget.",
-                hint="use a budget between 0 and the threshold, or leave budget=None.",
-            )
+        budget = resolve_budget(config, self.cost_model.threshold)
+        if config.allow_unbounded_budget:
+            logger.warning("allow_unbounded_budget=True: budget %s may let any text pass", budget)
         seed = config.seed if config.seed is not None else secrets.randbits(63)
         generator = torch.Generator(device=self.lm.device).manual_seed(seed)
         return SearchContext(
@@ -136,7 +139,7 @@ class InferenceGuard:
             config=config,
             prompt=last_user_text(msgs),
             prompt_ids=prompt_ids,
-            budget=float(budget),
+            budget=budget,
             generator=generator,
             enforce_budget=enforce_budget,
         )

@@ -75,6 +75,26 @@ def _tool_calls(raw: Any, index: int) -> list[dict[str, Any]]:
     return calls
 
 
+def _one_message(msg: Mapping[str, Any], role: str, i: int) -> Message:
+    calls = _tool_calls(msg.get("tool_calls"), i) if role == "assistant" else []
+    # Only an assistant turn that calls tools may come without text (as in the OpenAI API);
+    # a turn without content anywhere else is a malformed message, not an empty one.
+    if msg.get("content") is None and not calls:
+        raise InputError(
+            f"messages[{i}] ({role}) has no content.",
+            hint='give every message a "content" string (only an assistant message with '
+            "tool_calls may omit it).",
+        )
+    item: Message = {"role": role, "content": _text_content(msg.get("content"), i)}
+    if calls:
+        item["tool_calls"] = calls
+    if role == "tool":
+        item["tool_call_id"] = str(msg.get("tool_call_id") or "")
+        if msg.get("name"):
+            item["name"] = str(msg["name"])
+    return item
+
+
 def normalize_messages(messages: str | Sequence[Mapping[str, Any]]) -> list[Message]:
     """Validate and copy messages into the core's canonical form.
 
@@ -85,7 +105,8 @@ def normalize_messages(messages: str | Sequence[Mapping[str, Any]]) -> list[Mess
         A new list of canonical message dicts.
 
     Raises:
-        InputError: empty list, unknown role, non-text content, or malformed tool calls.
+        InputError: empty list, unknown role, missing or non-text content, or malformed
+            tool calls.
     """
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
@@ -106,16 +127,7 @@ def normalize_messages(messages: str | Sequence[Mapping[str, Any]]) -> list[Mess
             raise InputError(
                 f"messages[{i}].role is {msg.get('role')!r}; expected one of {', '.join(ROLES)}."
             )
-        item: Message = {"role": role, "content": _text_content(msg.get("content"), i)}
-        if role == "assistant":
-            calls = _tool_calls(msg.get("tool_calls"), i)
-            if calls:
-                item["tool_calls"] = calls
-        if role == "tool":
-            item["tool_call_id"] = str(msg.get("tool_call_id") or "")
-            if msg.get("name"):
-                item["name"] = str(msg["name"])
-        out.append(item)
+        out.append(_one_message(msg, role, i))
     if all(m["role"] == "system" for m in out):
         raise InputError(
             "messages holds only system turns; there is nothing to answer.",

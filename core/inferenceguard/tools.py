@@ -25,6 +25,7 @@ __all__ = [
     "InvalidToolCall",
     "ToolCall",
     "held_back_length",
+    "normalize_tool_choice",
     "normalize_tools",
     "split_tool_calls",
     "tool_choice_instruction",
@@ -42,27 +43,42 @@ _NAME_RE = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _CUT_OFF = "The call was cut off before </tool_call>."
 _NOT_A_CALL = "Not a JSON object with a name and object arguments."
 _MAX_ARGUMENT_CHARS = 100_000
+_TOOL_HINT = (
+    'pass {"type": "function", "function": {"name": ..., "description": ..., '
+    '"parameters": {"type": "object", "properties": {...}}}}'
+)
 
 
 def normalize_tools(tools: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
     """Tools in OpenAI function format: ``{"type": "function", "function": {name, description, parameters}}``.
 
-    Accepts that format or the bare ``{name, description, parameters}`` dict.
+    Accepts that format (``parameters`` optional, as in the OpenAI API) or the bare
+    ``{name, description, parameters}`` dict, which must then have ``parameters``: a bare
+    ``{"name": "x"}`` is more likely a mistake than a tool schema.
 
     Raises:
-        InputError: a tool without a name, or with non-object parameters.
+        InputError: a tool without a name, a bare dict without ``parameters``, or
+            parameters that are not a JSON-schema object.
     """
     out = []
     for i, tool in enumerate(tools or []):
         if not isinstance(tool, Mapping):
             raise InputError(f"tools[{i}] must be a dict, got {type(tool).__name__}.")
+        wrapped = "function" in tool
         fn = tool.get("function", tool)
         name = fn.get("name") if isinstance(fn, Mapping) else None
         if not isinstance(name, str) or not name:
-            raise InputError(f"tools[{i}] has no function name.")
+            raise InputError(f"tools[{i}] has no function name.", hint=_TOOL_HINT)
+        if not wrapped and "parameters" not in fn:
+            raise InputError(
+                f"tools[{i}] ({name!r}) is not a tool schema: it has no 'parameters'.",
+                hint=_TOOL_HINT,
+            )
         params = fn.get("parameters") or {"type": "object", "properties": {}}
-        if not isinstance(params, Mapping):
-            raise InputError(f"tools[{i}].parameters must be a JSON-schema object.")
+        if not isinstance(params, Mapping) or params.get("type", "object") != "object":
+            raise InputError(
+                f"tools[{i}].parameters must be a JSON-schema object.", hint=_TOOL_HINT
+            )
         out.append(
             {
                 "type": "function",
@@ -74,6 +90,45 @@ def normalize_tools(tools: Sequence[Mapping[str, Any]] | None) -> list[dict[str,
             }
         )
     return out
+
+
+def normalize_tool_choice(tool_choice: Any, tool_names: Sequence[str]) -> str | None:
+    """The one reading of ``tool_choice``, shared by every front end.
+
+    Args:
+        tool_choice: ``None``, ``"auto"``, ``"none"``, ``"any"``/``"required"``/``True``,
+            ``False``, a tool name, or ``{"type": "function", "function": {"name": ...}}``.
+        tool_names: names of the given tools.
+
+    Returns:
+        ``None``, ``"auto"``, ``"none"``, ``"required"`` or a given tool's name.
+
+    Raises:
+        InputError: a name that is not among the tools, ``"required"`` without tools,
+            or an unrecognised value.
+    """
+    if tool_choice is None or tool_choice == "auto":
+        return tool_choice
+    if tool_choice is False or tool_choice == "none":
+        return "none"
+    if tool_choice is True or tool_choice in ("any", "required"):
+        if not tool_names:
+            raise InputError(
+                f"tool_choice={tool_choice!r} asks for a tool call, but no tools were given.",
+                hint="pass tools=[...] or drop tool_choice.",
+            )
+        return "required"
+    name = tool_choice
+    if isinstance(tool_choice, Mapping):
+        inner = tool_choice.get("function", tool_choice)
+        name = inner.get("name") if isinstance(inner, Mapping) else None
+    if isinstance(name, str) and name in tool_names:
+        return name
+    raise InputError(
+        f"tool_choice={tool_choice!r} is not 'auto', 'none', 'any', 'required' or the name of a "
+        f"bound tool (tools given: {', '.join(tool_names) or 'none'}).",
+        hint="name one of the tools, or pass that tool in tools=[...].",
+    )
 
 
 def tools_system_prompt(tools: Sequence[Mapping[str, Any]], tool_choice: Any = None) -> str:

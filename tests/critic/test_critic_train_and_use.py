@@ -371,3 +371,25 @@ def test_build_guard_loads_the_shipped_critic_only_for_the_embedded_model(tiny_l
     assert other.critic is None
     embedded = LocalLM(tiny_lm.model, tiny_lm.tokenizer, model_id=DEFAULT_LM_ID)
     assert build_guard(model=embedded, cost_model=cost, reward_model=reward).critic is sentinel
+
+
+# ----------------------------------------------------------------------------- issue 20 item 11
+def test_training_warns_when_the_critic_is_worse_than_the_safety_state(monkeypatch) -> None:
+    from inferenceguard.training.critic import train as train_mod
+
+    real = train_mod.evaluate_critic
+
+    def worse(*args, **kwargs):
+        metrics = real(*args, **kwargs)
+        return {**metrics, "auc": 0.0, "auc_z_only": 1.0}  # what --tiny used to end with
+
+    monkeypatch.setattr(train_mod, "evaluate_critic", worse)
+    with pytest.warns(UserWarning, match=r"auc=0\.0000 < auc_z_only=1\.0000.*Fix: collect more"):
+        result = train_critic(synthetic_rollouts(), FAST, progress=False)
+    assert "worse than the safety state alone" in result.worse_than_safety_state
+
+
+def test_a_critic_better_than_the_safety_state_trains_without_warning(trained) -> None:
+    test = trained.metrics["test"]
+    assert test["auc"] >= test["auc_z_only"]  # the synthetic hidden states carry the signal
+    assert trained.worse_than_safety_state is None

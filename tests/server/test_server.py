@@ -53,6 +53,8 @@ from inferenceguard.testing import ScriptedLM, keyword_cost  # noqa: E402
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 
 USER = [{"role": "user", "content": "Tell me something nice."}]
+#: The served model's name (the tiny test model's id): another name is a 404.
+MODEL = "tiny-random-llama"
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -153,7 +155,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 # --------------------------------------------------------------------------- openai client
 def test_plain_completion_matches_the_library(make_guard, serve):
     guard = make_guard()
-    reply = client(serve(guard)).chat.completions.create(model="anything", messages=USER)
+    reply = client(serve(guard)).chat.completions.create(model=MODEL, messages=USER)
     direct = guard.generate(USER)
     choice = reply.choices[0]
     assert reply.object == "chat.completion"
@@ -173,7 +175,7 @@ def test_plain_completion_matches_the_library(make_guard, serve):
 def test_stream_sends_the_same_text_as_chunks(make_guard, serve):
     guard = make_guard()
     stream = client(serve(guard)).chat.completions.create(
-        model="m", messages=USER, stream=True, stream_options={"include_usage": True}
+        model=MODEL, messages=USER, stream=True, stream_options={"include_usage": True}
     )
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -205,21 +207,21 @@ def test_stream_raw_format_ends_with_done(make_guard, serve):
 def test_sampling_parameters_reach_the_guard(make_guard, serve):
     base = serve(make_guard(max_new_tokens=24))
     c = client(base)
-    short = c.chat.completions.create(model="m", messages=USER, max_tokens=4)
+    short = c.chat.completions.create(model=MODEL, messages=USER, max_tokens=4)
     assert short.usage.completion_tokens <= 4
     assert short.safety["config"]["max_new_tokens"] == 4
     newer = c.chat.completions.create(
-        model="m", messages=USER, max_tokens=20, max_completion_tokens=3
+        model=MODEL, messages=USER, max_tokens=20, max_completion_tokens=3
     )
     assert newer.safety["config"]["max_new_tokens"] == 3
     greedy = [
-        c.chat.completions.create(model="m", messages=USER, temperature=0, seed=s, max_tokens=8)
+        c.chat.completions.create(model=MODEL, messages=USER, temperature=0, seed=s, max_tokens=8)
         for s in (1, 2)
     ]
     assert greedy[0].choices[0].message.content == greedy[1].choices[0].message.content
     assert greedy[0].safety["config"]["do_sample"] is False
     tuned = c.chat.completions.create(
-        model="m", messages=USER, temperature=0.7, top_p=0.9, seed=5, max_tokens=4
+        model=MODEL, messages=USER, temperature=0.7, top_p=0.9, seed=5, max_tokens=4
     )
     config = tuned.safety["config"]
     assert (config["temperature"], config["top_p"], config["seed"]) == (0.7, 0.9, 5)
@@ -227,17 +229,17 @@ def test_sampling_parameters_reach_the_guard(make_guard, serve):
 
 def test_stop_strings(scripted, serve):
     base = serve(scripted("Hello world. Goodbye now."))
-    reply = client(base).chat.completions.create(model="m", messages=USER, stop="Goodbye")
+    reply = client(base).chat.completions.create(model=MODEL, messages=USER, stop="Goodbye")
     assert reply.choices[0].message.content == "Hello world. "
     assert reply.choices[0].finish_reason == "stop"
-    reply = client(base).chat.completions.create(model="m", messages=USER, stop=["now", "world"])
+    reply = client(base).chat.completions.create(model=MODEL, messages=USER, stop=["now", "world"])
     assert reply.choices[0].message.content == "Hello "
 
 
 def test_tool_call(scripted, serve):
     base = serve(scripted(CALL))
     reply = client(base).chat.completions.create(
-        model="m",
+        model=MODEL,
         messages=[{"role": "user", "content": "Weather in Paris?"}],
         tools=[WEATHER_TOOL],
     )
@@ -256,7 +258,7 @@ def test_tool_call_stream_holds_back_the_call_text(scripted, serve):
     base = serve(scripted(f"Let me check. {CALL}"))
     chunks = list(
         client(base).chat.completions.create(
-            model="m",
+            model=MODEL,
             messages=[{"role": "user", "content": "Weather in Paris?"}],
             tools=[WEATHER_TOOL],
             tool_choice="auto",
@@ -278,7 +280,7 @@ def test_tool_call_stream_holds_back_the_call_text(scripted, serve):
 def test_tool_choice_none_leaves_text_alone(scripted, serve):
     base = serve(scripted(CALL))
     reply = client(base).chat.completions.create(
-        model="m", messages=USER, tools=[WEATHER_TOOL], tool_choice="none"
+        model=MODEL, messages=USER, tools=[WEATHER_TOOL], tool_choice="none"
     )
     assert reply.choices[0].message.tool_calls is None
     assert reply.choices[0].message.content == CALL
@@ -302,7 +304,9 @@ def test_tool_results_round_trip(scripted, serve):
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C"},
     ]
-    reply = client(base).chat.completions.create(model="m", messages=messages, tools=[WEATHER_TOOL])
+    reply = client(base).chat.completions.create(
+        model=MODEL, messages=messages, tools=[WEATHER_TOOL]
+    )
     assert reply.choices[0].message.content == "It is sunny in Paris."
     assert reply.choices[0].finish_reason == "stop"
 
@@ -326,7 +330,7 @@ def test_streamed_over_budget_word_never_appears(scripted, serve):
     base = serve(scripted(script, cost=keyword_cost(["dynamite"])))
     chunks = list(
         client(base).chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "How?"}], stream=True
+            model=MODEL, messages=[{"role": "user", "content": "How?"}], stream=True
         )
     )
     deltas = [c.choices[0].delta.content or "" for c in chunks if c.choices]
@@ -340,7 +344,7 @@ def test_streamed_over_budget_word_never_appears(scripted, serve):
     assert last.safety["safe"] is True
     assert last.safety["finish_reason"] == "safety"
     plain = client(base).chat.completions.create(
-        model="m", messages=[{"role": "user", "content": "How?"}]
+        model=MODEL, messages=[{"role": "user", "content": "How?"}]
     )
     assert "dynamite" not in (plain.choices[0].message.content or "").lower()
     assert plain.choices[0].finish_reason == "content_filter"
@@ -349,10 +353,10 @@ def test_streamed_over_budget_word_never_appears(scripted, serve):
 def test_on_exhausted_raise_is_still_a_response(scripted, serve):
     guard = scripted("dynamite " * 4, cost=keyword_cost(["dynamite"]), on_exhausted="raise")
     base = serve(guard)
-    reply = client(base).chat.completions.create(model="m", messages=USER)
+    reply = client(base).chat.completions.create(model=MODEL, messages=USER)
     assert reply.choices[0].finish_reason == "content_filter"
     assert "dynamite" not in (reply.choices[0].message.content or "")
-    chunks = list(client(base).chat.completions.create(model="m", messages=USER, stream=True))
+    chunks = list(client(base).chat.completions.create(model=MODEL, messages=USER, stream=True))
     assert chunks[-1].choices[0].finish_reason == "content_filter"
 
 
@@ -366,9 +370,9 @@ def test_concurrent_clients_each_get_their_own_answer(make_guard, serve):
         prompt, seed = job
         messages = [{"role": "user", "content": prompt}]
         if seed % 2:
-            return client(base).chat.completions.create(model="m", messages=messages, seed=seed)
+            return client(base).chat.completions.create(model=MODEL, messages=messages, seed=seed)
         stream = client(base).chat.completions.create(
-            model="m", messages=messages, seed=seed, stream=True
+            model=MODEL, messages=messages, seed=seed, stream=True
         )
         chunks = list(stream)
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -409,12 +413,12 @@ def test_full_queue_answers_429_with_retry_after(make_guard, serve):
     gate = Gate()
     base = serve(make_guard(cost=gate.cost()), max_concurrent=1, max_queue=1)
     with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(client(base).chat.completions.create, model="m", messages=USER)
+        first = pool.submit(client(base).chat.completions.create, model=MODEL, messages=USER)
         wait_for(lambda: health(base)["running"] == 1)
-        second = pool.submit(client(base).chat.completions.create, model="m", messages=USER)
+        second = pool.submit(client(base).chat.completions.create, model=MODEL, messages=USER)
         wait_for(lambda: health(base)["waiting"] == 1)
         with pytest.raises(openai.RateLimitError) as info:
-            client(base).chat.completions.create(model="m", messages=USER)
+            client(base).chat.completions.create(model=MODEL, messages=USER)
         retry_after = info.value.response.headers["retry-after"]
         assert retry_after.isdigit() and int(retry_after) >= 1
         error = info.value.body
@@ -456,7 +460,7 @@ def test_client_disconnect_cancels_the_search(make_guard, serve, stream):
     assert len(calls) == settled  # the search stopped
     assert settled < 60
     # The slot is free again: the next request runs.
-    reply = client(base).chat.completions.create(model="m", messages=USER, max_tokens=2)
+    reply = client(base).chat.completions.create(model=MODEL, messages=USER, max_tokens=2)
     assert reply.safety["safe"]
 
 
@@ -550,7 +554,7 @@ def test_bad_json_and_unknown_paths(make_guard, serve):
 def test_openai_client_raises_bad_request(make_guard, serve):
     base = serve(make_guard())
     with pytest.raises(openai.BadRequestError) as info:
-        client(base).chat.completions.create(model="m", messages=[], n=1)
+        client(base).chat.completions.create(model=MODEL, messages=[], n=1)
     assert info.value.body["param"] == "messages"
 
 
@@ -558,8 +562,11 @@ def test_guard_errors_map_to_status_codes(make_guard, serve):
     base = serve(make_guard())
     error = assert_error(post(base, {"messages": USER, "max_tokens": 5000}), 400)
     assert error["code"] == "context_length_exceeded"
-    error = assert_error(post(base, {"messages": USER, "max_tokens": 50000}), 400)
-    assert "max_new_tokens" in error["message"]
+    assert "max_tokens=5000" in error["message"] and error["param"] == "messages"
+    # The client's field, not the guard's internal max_new_tokens (issue 20).
+    error = assert_error(post(base, {"messages": USER, "max_tokens": 50000}), 400, "max_tokens")
+    assert "max_tokens" in error["message"]
+    assert "max_new_tokens" not in error["message"] and "GuardConfig" not in error["message"]
     small = serve(make_guard(max_batch_tokens=50))
     assert assert_error(post(small, {"messages": USER}), 413)["code"] == "request_too_large"
 
@@ -581,7 +588,7 @@ def test_error_mid_stream_is_reported_in_band(make_guard, serve):
 
     cost = CostModel.from_callable(failing_later, threshold=0.5, id="flaky")
     base = serve(make_guard(cost=cost, n_candidates=2, n_beams=1, block_len=2, max_new_tokens=24))
-    stream = client(base).chat.completions.create(model="m", messages=USER, stream=True)
+    stream = client(base).chat.completions.create(model=MODEL, messages=USER, stream=True)
     received = []
     with pytest.raises(openai.APIError) as info:
         for chunk in stream:
@@ -601,12 +608,12 @@ def test_body_size_limit(make_guard, serve):
 def test_api_key(make_guard, serve):
     base = serve(make_guard(), api_key="s3cret")
     with pytest.raises(openai.AuthenticationError) as info:
-        client(base, api_key="wrong").chat.completions.create(model="m", messages=USER)
+        client(base, api_key="wrong").chat.completions.create(model=MODEL, messages=USER)
     assert info.value.body["code"] == "invalid_api_key"
     assert assert_error(post(base, {"messages": USER}), 401)["code"] == "invalid_api_key"
     assert httpx.get(f"{base}/v1/models").status_code == 401
     assert httpx.get(f"{base}/health").status_code == 200
-    reply = client(base, api_key="s3cret").chat.completions.create(model="m", messages=USER)
+    reply = client(base, api_key="s3cret").chat.completions.create(model=MODEL, messages=USER)
     assert reply.safety["safe"]
 
 
@@ -616,7 +623,7 @@ def test_langchain_chat_openai(make_guard, scripted, serve):
     guard = make_guard()
     base = serve(guard)
     llm = langchain_openai.ChatOpenAI(
-        model="tiny", base_url=f"{base}/v1", api_key="unused", max_retries=0
+        model=MODEL, base_url=f"{base}/v1", api_key="unused", max_retries=0
     )
     message = llm.invoke(USER[0]["content"])
     assert message.content == guard.generate(USER).text
@@ -627,7 +634,7 @@ def test_langchain_chat_openai(make_guard, scripted, serve):
 
     tool_base = serve(scripted(CALL))
     tool_llm = langchain_openai.ChatOpenAI(
-        model="tiny", base_url=f"{tool_base}/v1", api_key="unused", max_retries=0
+        model=MODEL, base_url=f"{tool_base}/v1", api_key="unused", max_retries=0
     ).bind_tools([WEATHER_TOOL])
     ai = tool_llm.invoke("Weather in Paris?")
     assert [(c["name"], c["args"]) for c in ai.tool_calls] == [("get_weather", {"city": "Paris"})]
@@ -637,6 +644,104 @@ def test_langchain_chat_openai(make_guard, scripted, serve):
     assert [(c["name"], c["args"]) for c in merged.tool_calls] == [
         ("get_weather", {"city": "Paris"})
     ]
+
+
+def test_a_model_that_is_not_served_is_a_404_like_get_models(make_guard, serve):
+    base = serve(make_guard())
+    with pytest.raises(openai.NotFoundError) as info:
+        client(base).chat.completions.create(model="gpt-4o", messages=USER)
+    assert info.value.body["code"] == "model_not_found"
+    assert info.value.body["param"] == "model"
+    listed = assert_error(httpx.get(f"{base}/v1/models/gpt-4o"), 404)
+    assert listed["message"] == info.value.body["message"] == "The model 'gpt-4o' does not exist."
+    assert post(base, {"messages": USER}).status_code == 200  # no model: the served one
+
+
+def test_a_client_cannot_set_the_budget_or_other_safety_fields(make_guard, serve):
+    base = serve(make_guard())
+    with pytest.raises(openai.BadRequestError) as info:
+        client(base).chat.completions.create(
+            model=MODEL, messages=USER, extra_body={"budget": 10.0}
+        )
+    assert info.value.body["param"] == "budget"
+    assert "a client cannot set budget" in info.value.body["message"]
+    assert "operator" in info.value.body["message"]
+    for field in ("n_candidates", "strategy", "use_critic", "guard_config"):
+        assert_error(post(base, {"messages": USER, field: 1}), 400, field)
+    # Unknown fields that change nothing about safety stay accepted (newer clients).
+    assert post(base, {"messages": USER, "metadata": {"k": "v"}, "store": False}).status_code == 200
+
+
+def test_request_errors_name_the_clients_field(make_guard, serve):
+    base = serve(make_guard())
+    tool_turn = [
+        *USER,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{}"},
+                }
+            ],
+        },
+        {"role": "tool", "content": "Sunny"},
+    ]
+    error = assert_error(post(base, {"messages": tool_turn}), 400, "messages[2].tool_call_id")
+    assert "tool_call_id" in error["message"]
+    empty = httpx.post(f"{base}/v1/chat/completions", timeout=30)
+    assert "messages" in assert_error(empty, 400, "messages")["message"]
+    assert_error(post(base, {"messages": [{"role": "user"}]}), 400, "messages[0]")
+
+
+def test_the_safety_verdict_is_also_a_response_header(make_guard, serve):
+    base = serve(make_guard())
+    raw = client(base).chat.completions.with_raw_response.create(model=MODEL, messages=USER)
+    verdict = json.loads(raw.headers["x-inferenceguard-safety"])
+    body = raw.parse()
+    assert verdict["safe"] is True and verdict["budget"] == body.safety["budget"]
+    assert verdict["cost"] == pytest.approx(body.safety["cost"])
+    assert verdict["finish_reason"] == body.safety["finish_reason"]
+
+
+def test_a_forced_tool_choice_is_enforced(scripted, serve):
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    base = serve(scripted(CALL))
+    reply = client(base).chat.completions.create(
+        model=MODEL, messages=USER, tools=[WEATHER_TOOL], tool_choice=named
+    )
+    assert reply.choices[0].message.tool_calls[0].function.name == "get_weather"
+    prose = serve(scripted("I would rather chat about the weather."))
+    for choice in ("required", named):
+        response = post(prose, {"messages": USER, "tools": [WEATHER_TOOL], "tool_choice": choice})
+        error = assert_error(response, 422, "tool_choice")
+        assert error["code"] == "tool_choice_not_met"
+        assert json.loads(response.headers["x-inferenceguard-safety"])["safe"] is True
+    body = {"messages": USER, "tools": [WEATHER_TOOL], "tool_choice": "required", "stream": True}
+    assert "stream" in assert_error(post(prose, body), 400, "tool_choice")["message"]
+
+
+def test_langchain_structured_output_through_function_calling(scripted, serve):
+    langchain_openai = pytest.importorskip("langchain_openai")
+    from pydantic import BaseModel
+
+    class Weather(BaseModel):
+        """Weather in a city."""
+
+        city: str
+
+    base = serve(
+        scripted('<tool_call>{"name": "Weather", "arguments": {"city": "Paris"}}</tool_call>')
+    )
+    llm = langchain_openai.ChatOpenAI(
+        model=MODEL, base_url=f"{base}/v1", api_key="unused", max_retries=0
+    )
+    structured = llm.with_structured_output(Weather, method="function_calling")
+    assert structured.invoke("Weather in Paris?") == Weather(city="Paris")
+    with pytest.raises(openai.BadRequestError, match="function_calling"):
+        llm.with_structured_output(Weather, method="json_schema").invoke("Weather in Paris?")
 
 
 # --------------------------------------------------------------------------- units

@@ -6,7 +6,9 @@ Usage::
     from inferenceguard import InferenceGuard
     from inferenceguard.server import create_app
 
-    app = create_app(InferenceGuard.from_defaults(), api_key="s3cret", max_queue=16)
+    app = create_app(
+        InferenceGuard.from_defaults(), api_key="s3cret", max_queue=16, model_name="inferenceguard"
+    )
     uvicorn.run(app, host="127.0.0.1", port=8000)
 
     # any OpenAI client:
@@ -18,7 +20,14 @@ Usage::
     reply.choices[0].message.content, reply.safety["safe"]
 
 Endpoints: ``POST /v1/chat/completions`` (plain or ``stream=true``), ``GET /v1/models``,
-``GET /v1/models/{id}``, ``GET /health`` (never needs the key).
+``GET /v1/models/{id}``, ``GET /health`` (never needs the key). A request's ``model`` must be
+the served name (else 404, as ``GET /v1/models/<it>``). A non-streamed answer carries the
+safety verdict also in the ``X-InferenceGuard-Safety`` header (compact JSON), for clients
+that do not surface the body's ``safety`` field; a stream carries it in the ``safety``
+field of the chunk with the finish reason. ``tool_choice="required"`` or a named tool is
+enforced by checking the answer: without the demanded call the response is a 422
+(``code: tool_choice_not_met``), never prose with a 200; a stream cannot take text back,
+so a stream with a forced ``tool_choice`` is a 400.
 
 How a request runs: the body is validated (:mod:`.schemas`), a place in the
 :class:`~.queue.AdmissionQueue` is taken (or 429 with ``Retry-After``), then the guard's
@@ -61,6 +70,8 @@ from .convert import (
     error_body,
     error_response,
     guard_call,
+    safety_header,
+    tool_choice_unmet,
     validation_message,
 )
 from .queue import AdmissionQueue, QueueFullError, Ticket
@@ -79,11 +90,14 @@ logger = logging.getLogger("inferenceguard.server")
 
 T = TypeVar("T")
 
+#: Response header with the safety report's verdict (compact JSON) of a non-streamed answer.
+SAFETY_HEADER = "X-InferenceGuard-Safety"
+
 #: Bodies larger than this are refused with 413 before they are read.
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 429, 500)
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 429, 500)
 }
 
 
@@ -127,7 +141,12 @@ def create_app(
     app.state.model_name = name
     app.add_middleware(_GateMiddleware, api_key=api_key, max_body_bytes=max_body_bytes)
     _add_error_handlers(app)
+    _add_model_routes(app, name, queue)
+    _add_chat_route(app, lazy, queue, name)
+    return app
 
+
+def _add_model_routes(app: FastAPI, name: str, queue: AdmissionQueue) -> None:
     @app.get("/health")
     async def health() -> dict[str, Any]:
         """Liveness and load: the model's name and the admission counters."""
@@ -138,13 +157,15 @@ def create_app(
         """The one served model."""
         return ModelList(data=[ModelCard(id=name)])
 
-    @app.get("/v1/models/{model_id:path}", responses=_ERRORS)
-    async def get_model(model_id: str) -> ModelCard:
+    @app.get("/v1/models/{model_id:path}", response_model=ModelCard, responses=_ERRORS)
+    async def get_model(model_id: str) -> Any:
         """The served model, if ``model_id`` names it."""
         if model_id != name:
-            raise StarletteHTTPException(404, f"The model {model_id!r} does not exist.")
+            return _model_not_found(model_id, param=None)
         return ModelCard(id=name)
 
+
+def _add_chat_route(app: FastAPI, lazy: LazyGuard, queue: AdmissionQueue, name: str) -> None:
     @app.post(
         "/v1/chat/completions",
         response_model=None,
@@ -152,6 +173,8 @@ def create_app(
     )
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
         """Answer a conversation; see the module docstring."""
+        if body.model is not None and body.model != name:
+            return _model_not_found(body.model, param="model")
         call = guard_call(body)
         # Loading models blocks: off the event loop, once (LazyGuard holds the lock).
         served = lazy.built or await asyncio.to_thread(lazy.get)
@@ -164,12 +187,36 @@ def create_app(
             return Response(status_code=499)
         finally:
             ticket.release()
-        final = final_reply(
-            result, parse_tools=call.parse_tools, parallel_tool_calls=call.parallel_tool_calls
-        )
-        return JSONResponse(completion(final, model=name).model_dump(mode="json"))
+        return _completion_response(call, result, name)
 
-    return app
+
+def _completion_response(call: GuardCall, result: GuardResult, name: str) -> JSONResponse:
+    """The non-streamed response: the completion, or 422 when a forced tool call is missing."""
+    final = final_reply(
+        result, parse_tools=call.parse_tools, parallel_tool_calls=call.parallel_tool_calls
+    )
+    headers = {SAFETY_HEADER: safety_header(result)}
+    unmet = tool_choice_unmet(call, final)
+    if unmet is not None:
+        body = error_body(
+            str(unmet),
+            type="invalid_request_error",
+            param="tool_choice",
+            code="tool_choice_not_met",
+        )
+        return JSONResponse(body, 422, headers=headers)
+    return JSONResponse(completion(final, model=name).model_dump(mode="json"), headers=headers)
+
+
+def _model_not_found(model_id: str, *, param: str | None) -> JSONResponse:
+    """The 404 of ``GET /v1/models/<id>`` and of a request for a model not served here."""
+    body = error_body(
+        f"The model {model_id!r} does not exist.",
+        type="invalid_request_error",
+        param=param,
+        code="model_not_found",
+    )
+    return JSONResponse(body, 404)
 
 
 # --------------------------------------------------------------------------- running

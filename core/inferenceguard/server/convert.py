@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import request_overrides
+from ..config import GuardConfig, request_overrides
 from ..errors import (
     ConfigError,
     ContextLengthError,
@@ -109,6 +109,16 @@ class GuardCall:
     """``False`` keeps only the first tool call."""
 
     @property
+    def forced_tool(self) -> str | None:
+        """``"required"``, the forced tool's name, or ``None`` when no call is demanded."""
+        choice = self.tool_choice
+        if not self.tools or choice in (None, "auto", "none"):
+            return None
+        if isinstance(choice, Mapping):
+            return str(choice.get("function", {}).get("name"))
+        return str(choice)
+
+    @property
     def parse_tools(self) -> bool:
         """Whether tool calls are parsed out of the answer (tools given, choice not ``none``)."""
         return bool(self.tools) and self.tool_choice != "none"
@@ -125,8 +135,16 @@ def guard_call(request: ChatCompletionRequest) -> GuardCall:
     like every front end's: ``temperature=0`` or ``top_p=0`` means greedy decoding,
     ``max_completion_tokens`` (or ``max_tokens``) becomes ``max_new_tokens``, a string
     ``stop`` is one stop string. Safety settings (budget, candidates, strategy) are the
-    server's and cannot be changed by a client.
+    server's and cannot be changed by a client: such a field is refused, not ignored.
+
+    Raises:
+        InputError: a safety or search setting in the body (``budget``, ``n_candidates``
+            …, e.g. from ``extra_body``), a ``tool`` message without ``tool_call_id``,
+            or ``tool_choice="required"``/a named tool with ``stream=true``. The error's
+            ``param`` attribute names the client's field.
     """
+    _refuse_safety_fields(request)
+    _check_tool_messages(request.messages)
     overrides = request_overrides(
         temperature=request.temperature,
         top_p=request.top_p,
@@ -138,7 +156,7 @@ def guard_call(request: ChatCompletionRequest) -> GuardCall:
     choice = request.tool_choice
     if choice is not None and not isinstance(choice, str):
         choice = choice.model_dump()
-    return GuardCall(
+    call = GuardCall(
         messages=request.messages,
         tools=tools,
         tool_choice=choice if tools else None,
@@ -146,6 +164,71 @@ def guard_call(request: ChatCompletionRequest) -> GuardCall:
         stream=bool(request.stream),
         include_usage=bool(request.stream_options and request.stream_options.include_usage),
         parallel_tool_calls=request.parallel_tool_calls is not False,
+    )
+    if call.stream and call.forced_tool is not None:
+        raise client_error(
+            "tool_choice: a stream cannot guarantee the tool call that tool_choice demands "
+            "(text already sent cannot be taken back).",
+            param="tool_choice",
+            hint="send this request without stream=true (the answer is then checked to be "
+            "that call), or use tool_choice='auto'.",
+        )
+    return call
+
+
+def client_error(message: str, *, param: str, hint: str | None = None) -> InputError:
+    """An :class:`InputError` whose ``param`` (the client's field) the error body reports."""
+    exc = InputError(message, hint=hint)
+    exc.param = param  # type: ignore[attr-defined]
+    return exc
+
+
+def _refuse_safety_fields(request: ChatCompletionRequest) -> None:
+    # A field the server ignored would be a setting the client believes is in force.
+    extra = sorted(request.model_extra or {})
+    safety = [k for k in extra if k in GuardConfig.model_fields or k == "guard_config"]
+    if safety:
+        raise client_error(
+            f"{safety[0]}: a client cannot set {', '.join(safety)}. The budget and the other "
+            "safety and search settings are the server's, so that every client is held to "
+            "the guarantee its operator chose; ignoring the field instead would let you "
+            "believe it is in force.",
+            param=safety[0],
+            hint="remove it from the request (also from extra_body); the operator sets it "
+            "with `inferenceguard serve --config`.",
+        )
+
+
+def _check_tool_messages(messages: Sequence[Mapping[str, Any]]) -> None:
+    for i, msg in enumerate(messages):
+        if isinstance(msg, Mapping) and msg.get("role") == "tool" and not msg.get("tool_call_id"):
+            raise client_error(
+                f"messages[{i}].tool_call_id: a tool message must say which call it answers.",
+                param=f"messages[{i}].tool_call_id",
+                hint="set tool_call_id to the id of the assistant's tool call.",
+            )
+
+
+def tool_choice_unmet(call: GuardCall, final: FinalReply) -> InputError | None:
+    """The error for an answer that is not the tool call ``tool_choice`` demanded, if any.
+
+    The guard cannot force tokens it has not verified, so a forced ``tool_choice`` is
+    enforced by checking the answer: prose instead of the call is an error, never a 200.
+    """
+    forced = call.forced_tool
+    if forced is None:
+        return None
+    names = [c["name"] for c in final.tool_calls]
+    if names and (forced == "required" or forced in names):
+        return None
+    wanted = "a tool call" if forced == "required" else f"a call to {forced!r}"
+    return client_error(
+        f"tool_choice: the model answered without {wanted} (finish_reason="
+        f"{final.finish_reason!r}); the guard returns only text it verified and does not "
+        "force tokens, so the demanded call was not made.",
+        param="tool_choice",
+        hint="retry (another seed), use a model that follows tool instructions, or send "
+        "tool_choice='auto' and handle a plain answer.",
     )
 
 
@@ -257,6 +340,9 @@ class ChunkFormat:
 
 # --------------------------------------------------------------------------- errors
 _PARAM_RE = re.compile(r"^((?:messages|tools|tool_choice)(?:\[\d+\])?(?:\.\w+(?:\[\d+\])?)*)")
+_CONFIG_PARAM_RE = re.compile(r"^Invalid request: (\w+):")
+#: GuardConfig names in core messages → the request fields a client sets.
+_CLIENT_NAMES = {"max_new_tokens": "max_tokens", "do_sample": "temperature"}
 
 
 def error_body(
@@ -285,16 +371,16 @@ def error_response(exc: BaseException) -> tuple[int, dict[str, Any]]:
     Internal details of unexpected errors are not sent to the client.
     """
     if isinstance(exc, InputError | ConfigError):
-        match = _PARAM_RE.match(str(exc))
+        message = _client_names(str(exc))
         code = "context_length_exceeded" if isinstance(exc, ContextLengthError) else "invalid_value"
         return 400, error_body(
-            str(exc),
-            type="invalid_request_error",
-            param=match.group(1) if match else None,
-            code=code,
+            message, type="invalid_request_error", param=_error_param(exc, message), code=code
         )
     if isinstance(exc, ResourceError):
-        return 413, error_body(str(exc), type="invalid_request_error", code="request_too_large")
+        message = _client_names(str(exc))
+        return 413, error_body(
+            message, type="invalid_request_error", param=None, code="request_too_large"
+        )
     if isinstance(exc, InferenceGuardError):
         return 500, error_body(str(exc), type="server_error", code=type(exc).__name__)
     return 500, error_body(
@@ -302,6 +388,49 @@ def error_response(exc: BaseException) -> tuple[int, dict[str, Any]]:
         type="server_error",
         code="internal_error",
     )
+
+
+def _client_names(message: str) -> str:
+    """The message in the client's field names (``max_tokens``, not ``max_new_tokens``)."""
+    for internal, client in _CLIENT_NAMES.items():
+        message = re.sub(rf"\b{internal}\b", client, message)
+    return message.replace("Invalid GuardConfig: ", "Invalid request: ", 1)
+
+
+def _error_param(exc: BaseException, message: str) -> str | None:
+    """The client's field an error is about: set by :func:`client_error`, else read off
+    the message (``messages[0].role …``, ``Invalid request: max_tokens: …``, a
+    context-length error about ``max_tokens``)."""
+    param = getattr(exc, "param", None)
+    if param:
+        return str(param)
+    match = _PARAM_RE.match(message) or _CONFIG_PARAM_RE.match(message)
+    if match:
+        return match.group(1)
+    if isinstance(exc, ContextLengthError):
+        return "messages"
+    return None
+
+
+def safety_header(result: GuardResult) -> str:
+    """``X-InferenceGuard-Safety``: the safety report's verdict as compact JSON.
+
+    For clients that only surface headers (LangChain's ``ChatOpenAI``, ``openai``'s
+    ``with_raw_response``); the full report is the body's ``safety`` field.
+    """
+    report = result.safety
+    summary = {
+        "safe": report.safe,
+        "cost": round(report.cost, 6),
+        "budget": report.budget,
+        "threshold": report.threshold,
+        "max_prefix_cost": round(report.max_prefix_cost, 6),
+        "exhausted": report.exhausted,
+        "finish_reason": result.finish_reason,
+        "strategy": report.strategy,
+        "cost_model": report.cost_model,
+    }
+    return json.dumps(summary, separators=(",", ":"), ensure_ascii=True)
 
 
 def validation_param(loc: Sequence[Any]) -> str | None:
@@ -329,6 +458,9 @@ def validation_message(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str | 
                 "invalid_json",
             )
         param = validation_param(err.get("loc", ()))
+        if param is None and err.get("type") == "missing":
+            # An empty body: name the field that is missing, not just "Field required".
+            param = "messages"
         first_param = first_param or param
         msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
         parts.append(f"{param}: {msg}" if param else msg)

@@ -2,8 +2,10 @@
 
 Only the request fields the guard can honour are accepted at non-neutral values; the
 others fail with a 400 that names the field (``n=2``, ``logprobs=true``,
-``response_format={"type": "json_object"}`` …). Unknown fields are ignored, so newer
-clients that send extra metadata keep working.
+``response_format={"type": "json_object"}`` …). A safety or search setting (``budget``,
+``n_candidates`` … any :class:`~inferenceguard.GuardConfig` field, e.g. sent through
+``extra_body``) is refused with a 400 as well: those are the server's. Other unknown
+fields are ignored, so newer clients that send extra metadata keep working.
 
 Responses add one field to OpenAI's shape: ``safety``, the request's
 :class:`~inferenceguard.SafetyReport` as a dict (plus ``finish_reason``, the guard's own
@@ -103,10 +105,11 @@ class ChatCompletionRequest(BaseModel):
     ``user``, ``assistant`` (with ``tool_calls``) and ``tool``; text content only.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    # Extra fields are kept so that the safety settings among them can be refused.
+    model_config = ConfigDict(extra="allow")
 
     model: str | None = None
-    """Any name is accepted; the response reports the served model's name."""
+    """The served model's name (``GET /v1/models``); another name is a 404."""
     messages: list[dict[str, Any]]
     """The conversation, OpenAI style."""
     max_completion_tokens: int | None = Field(None, ge=1)
@@ -146,7 +149,8 @@ class ChatCompletionRequest(BaseModel):
     top_logprobs: int | None = None
     """Not supported."""
     response_format: dict[str, Any] | None = None
-    """Only ``{"type": "text"}`` (or absent) is supported."""
+    """Only ``{"type": "text"}`` (or absent) is supported; for structured output use a
+    tool (LangChain: ``with_structured_output(Model, method="function_calling")``)."""
     functions: list[dict[str, Any]] | None = None
     """The legacy function-calling API is not supported: use ``tools``."""
     function_call: Any = None
@@ -206,7 +210,9 @@ class ChatCompletionRequest(BaseModel):
     def _text_only(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and value.get("type", "text") != "text":
             raise ValueError(
-                f"response_format type {value.get('type')!r} is not supported (only 'text')"
+                f"response_format type {value.get('type')!r} is not supported (only 'text'): "
+                "the answer is not constrained to a schema; ask for a tool call instead "
+                "(LangChain: with_structured_output(Model, method='function_calling'))"
             )
         return value
 

@@ -13,7 +13,6 @@ from langchain_core.callbacks import BaseCallbackHandler, get_usage_metadata_cal
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-from pydantic import ValidationError
 
 from inferenceguard import InferenceGuard, SafetyReport
 from inferenceguard import build as build_module
@@ -79,22 +78,33 @@ def test_construction_loads_nothing_and_the_first_call_builds_the_guard_once(
 
 def test_guard_given_with_model_settings_is_rejected(make_llm: MakeLLM) -> None:
     guard = make_llm().guard
-    with pytest.raises(ValidationError, match="guard= was given together with model"):
+    with pytest.raises(ConfigError, match="guard= was given together with model"):
         ChatInferenceGuard(guard=guard, model="other/model")
 
 
 def test_invalid_guard_settings_fail_at_construction() -> None:
-    with pytest.raises(ValidationError, match="n_beams"):
+    # Our ConfigError (a ValueError), not pydantic's ValidationError: `except ConfigError` works.
+    with pytest.raises(ConfigError, match="n_beams"):
         ChatInferenceGuard(n_candidates=2, n_beams=8)
-    with pytest.raises(ValidationError, match="not_a_field"):
+    with pytest.raises(ConfigError, match="not_a_field"):
         ChatInferenceGuard(guard_config={"not_a_field": 1})
+    with pytest.raises(ValueError, match="n_beams"):
+        ChatInferenceGuard(n_candidates=2, n_beams=8)
 
 
-def test_guard_config_fields_at_the_top_level_are_rejected_and_typos_warned() -> None:
-    with pytest.raises(ValidationError, match=r"guard_config=\{'budget': ...\}"):
+def test_max_tokens_zero_names_max_tokens_not_block_len() -> None:
+    with pytest.raises(ConfigError, match="max_tokens") as info:
+        ChatInferenceGuard(max_tokens=0)
+    assert "block_len" not in str(info.value)
+
+
+def test_guard_config_fields_at_the_top_level_and_typos_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"guard_config=\{'budget': ...\}"):
         ChatInferenceGuard(budget=0.3)
-    with pytest.warns(UserWarning, match="n_candidate"):
+    with pytest.raises(ConfigError, match="did you mean 'n_candidates'"):
         ChatInferenceGuard(n_candidate=8)
+    with pytest.raises(ConfigError, match=r"pass max_tokens=\.\.\. instead of max_new_tokens"):
+        ChatInferenceGuard(max_new_tokens=8)
 
 
 def test_ls_and_identifying_params(make_llm: MakeLLM) -> None:

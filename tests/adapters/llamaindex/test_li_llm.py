@@ -9,7 +9,6 @@ import pytest
 from contract import LlamaIndexLLMContract, call_llm
 from li_helpers import ADD_CALL, FAST_SEARCH, add_tool, scripted_guard, scripted_llm
 from llama_index.core.base.llms.types import ChatMessage, ImageBlock, MessageRole, TextBlock
-from llama_index.core.bridge.pydantic import ValidationError
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 
 from inferenceguard import (
@@ -255,7 +254,7 @@ def test_invalid_settings_fail_at_construction(make_guard) -> None:
         InferenceGuardLLM(guard_config={"n_candidates": 2, "n_beams": 8})
     with pytest.raises(ConfigError, match="no_such_knob"):
         InferenceGuardLLM(guard_config={"no_such_knob": 1})
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigError, match="max_new_tokens"):
         InferenceGuardLLM(max_new_tokens=0)
     with pytest.raises(TypeError, match="InferenceGuard"):
         InferenceGuardLLM(guard="not a guard")
@@ -368,3 +367,27 @@ def test_tool_choice_reaches_the_guard(tiny_lm, monkeypatch, kwargs, expected) -
 
 def test_is_a_function_calling_llm() -> None:
     assert issubclass(InferenceGuardLLM, FunctionCallingLLM)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fix"),
+    [
+        ({"budget": 0.2}, r"guard_config=\{'budget': ...\}"),
+        ({"n_candidates": 4}, r"guard_config=\{'n_candidates': ...\}"),
+        ({"seed": 0}, r"guard_config=\{'seed': ...\}"),
+        ({"timeout": 5.0}, r"guard_config=\{'max_time': ...\}"),
+        ({"max_tokens": 8}, r"pass max_new_tokens=\.\.\. instead of max_tokens"),
+        ({"generate_kwargs": {}}, "generate_kwargs is not an argument of InferenceGuardLLM"),
+        ({"model_name": "x"}, r"did you mean 'model'"),
+    ],
+)
+def test_settings_it_does_not_take_are_refused_not_dropped(kwargs: dict, fix: str) -> None:
+    # budget=0.2 used to run at the default 0.5 without a word.
+    with pytest.raises(ConfigError, match=fix):
+        InferenceGuardLLM(**kwargs)
+
+
+def test_guard_config_budget_is_applied(make_guard) -> None:
+    llm = InferenceGuardLLM(guard=make_guard(**TINY), guard_config={"budget": 0.2})
+    response = llm.chat(user())
+    assert response.raw["safety"]["budget"] == 0.2

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..._version import __version__
+from ...critic.io import _BASELINES  # the metric pairs load_critic checks: one list
 from ...critic.model import CriticArchitecture, LatentCritic
 from ...errors import ConfigError
 from ..metrics import calibration, r2_score, roc_auc
@@ -108,6 +110,29 @@ class TrainResult:
     metrics: dict[str, Any]
     split: dict[str, list[str]]
     history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def worse_than_safety_state(self) -> str | None:
+        """Why this critic ranks worse than the safety state z alone, or ``None``.
+
+        A held-out safety AUC below z's means scoring with the critic can only cost reward
+        or safety margin (the guarantee never rests on it): :func:`train_critic` warns
+        with this text, and a caller should not decode with such a critic.
+        """
+        for split in ("test", "val"):
+            recorded = self.metrics.get(split)
+            if not isinstance(recorded, dict):
+                continue
+            for metric, baseline in _BASELINES:
+                value, floor = recorded.get(metric), recorded.get(baseline)
+                numbers = isinstance(value, int | float) and isinstance(floor, int | float)
+                if numbers and value < floor:
+                    return (
+                        f"The trained critic is worse than the safety state alone on its "
+                        f"{split} split: {metric}={value:.4f} < {baseline}={floor:.4f}."
+                    )
+            return None  # judged on the first split that has metrics, like load_critic
+        return None
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -432,7 +457,15 @@ def train_critic(
             critic, hidden[m], data.z[m], data.step_frac[m], y[m], data.reward[m]
         )
     critic.metadata = _metadata(data, split, block_split, settings, metrics, float(critic.z_scale))
-    return TrainResult(critic, metrics, split, history)
+    result = TrainResult(critic, metrics, split, history)
+    if result.worse_than_safety_state:
+        warnings.warn(
+            f"{result.worse_than_safety_state} Fix: collect more rollouts (more prompts, "
+            "more samples per prompt) and retrain, or decode without a critic (critic=None).",
+            UserWarning,
+            stacklevel=2,
+        )
+    return result
 
 
 def _metadata(
