@@ -128,6 +128,10 @@ def _wait_for(predicate: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.1)
 
 
+#: The name the replicas serve (the tiny model's id); another name is a 404, as on OpenAI.
+SERVED = "tiny-random-llama"
+
+
 def client(base: str, **kwargs: Any) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{base}/v1", api_key=KEY, max_retries=0, **kwargs)
 
@@ -141,7 +145,7 @@ def test_non_streaming_answers_come_from_both_replicas(cluster):
     raw = client(cluster).chat.completions.with_raw_response
     seen: set[str] = set()
     for _ in range(12):
-        response = raw.create(model="m", messages=USER)
+        response = raw.create(model=SERVED, messages=USER)
         reply = response.parse()
         assert reply.choices[0].message.content == CALL  # no tools: the text stays text
         assert reply.choices[0].finish_reason == "stop"
@@ -156,7 +160,7 @@ def test_non_streaming_answers_come_from_both_replicas(cluster):
 def test_streaming_sends_the_whole_answer_once(cluster):
     raw = client(cluster).chat.completions.with_raw_response
     response = raw.create(
-        model="m", messages=USER, stream=True, stream_options={"include_usage": True}
+        model=SERVED, messages=USER, stream=True, stream_options={"include_usage": True}
     )
     assert response.headers["content-type"].startswith("text/event-stream")
     assert replica_of(response)
@@ -170,14 +174,16 @@ def test_streaming_sends_the_whole_answer_once(cluster):
 
 
 def test_tool_calls(cluster):
-    reply = client(cluster).chat.completions.create(model="m", messages=USER, tools=[WEATHER_TOOL])
+    reply = client(cluster).chat.completions.create(
+        model=SERVED, messages=USER, tools=[WEATHER_TOOL]
+    )
     choice = reply.choices[0]
     assert choice.finish_reason == "tool_calls"
     (call,) = choice.message.tool_calls
     assert call.function.name == "get_weather"
     assert call.function.arguments == '{"city": "Paris"}'
     stream = client(cluster).chat.completions.create(
-        model="m", messages=USER, tools=[WEATHER_TOOL], stream=True
+        model=SERVED, messages=USER, tools=[WEATHER_TOOL], stream=True
     )
     deltas = [c.choices[0].delta for c in stream if c.choices]
     assert all("<tool" not in (d.content or "") for d in deltas)
@@ -196,7 +202,7 @@ def test_same_authentication_and_error_bodies(cluster):
     assert bad.json()["error"]["type"] == "invalid_request_error"
     assert httpx.get(f"{cluster}/health", timeout=30).json()["status"] == "ok"
     models = client(cluster).models.list()
-    assert [m.id for m in models.data] == ["tiny-random-llama"]
+    assert [m.id for m in models.data] == [SERVED]
 
 
 # --------------------------------------------------------------------------- failures
@@ -225,7 +231,7 @@ def test_a_killed_replica_is_replaced_and_no_answer_is_cut(cluster):
 
     def consume() -> None:
         raw = client(cluster, timeout=60).chat.completions.with_raw_response
-        response = raw.create(model="m", messages=USER, stream=True)
+        response = raw.create(model=SERVED, messages=USER, stream=True)
         tags.append(replica_of(response))
         text, finished = "", False
         try:
@@ -241,7 +247,7 @@ def test_a_killed_replica_is_replaced_and_no_answer_is_cut(cluster):
 
     def ask() -> None:
         try:
-            reply = client(cluster, timeout=60).chat.completions.create(model="m", messages=USER)
+            reply = client(cluster, timeout=60).chat.completions.create(model=SERVED, messages=USER)
         except (openai.APIError, httpx.HTTPError) as exc:
             plain.append(f"error: {type(exc).__name__}")
             return
@@ -270,7 +276,7 @@ def test_a_killed_replica_is_replaced_and_no_answer_is_cut(cluster):
     seen: set[str] = set()
     deadline = time.monotonic() + 60
     while len(seen) < 2 and time.monotonic() < deadline:
-        response = raw.create(model="m", messages=USER)
+        response = raw.create(model=SERVED, messages=USER)
         assert response.parse().choices[0].message.content == CALL
         seen.add(replica_of(response))
     assert tags[0] not in seen and len(seen) == 2, seen
