@@ -138,6 +138,22 @@ class GuardConfig(BaseModel):
     stop: tuple[str, ...] = ()
     """Stop strings: generation ends right before the first occurrence."""
 
+    commit_horizon: int | None = Field(None, ge=0, le=1024)
+    """H: once the oldest uncommitted block is more than ``H`` blocks behind the search
+    front, the best-scoring live beam's next block (already verified) is committed and
+    streamed, and the beams and finished answers that do not start with it are dropped.
+    Bounds how long a stream waits for text; ``None`` commits only the prefix shared by
+    every beam and finished answer (often nothing before the end with several beams)."""
+
+    commit_first_block: bool = False
+    """Commit the best beam's first verified block right away (time to first text ≈ one
+    block), then follow ``commit_horizon``."""
+
+    stream_deltas: Literal["token", "block"] = "token"
+    """Granularity of streamed deltas: ``"token"`` releases committed (verified) text as
+    one delta per token, never splitting a character or a held-back stop string;
+    ``"block"`` sends each commit as one delta."""
+
     seed: int | None = None
     """Seed for reproducible sampling; ``None`` draws a fresh seed per request."""
 
