@@ -222,6 +222,8 @@ def _measure(
         "candidates_sampled": report.candidates_sampled,
         "resample_rounds": report.resample_rounds,
         "critic_used": report.critic_used,
+        "time_to_first_text_s": report.time_to_first_text_s,
+        "max_delta_gap_s": report.max_delta_gap_s,
     }
 
 
