@@ -67,15 +67,15 @@ def _lags(guard, **overrides) -> list[int]:
 @pytest.mark.parametrize("horizon", [0, 1, 2])
 def test_horizon_bounds_how_far_the_committed_text_trails_the_front(make_guard, horizon):
     guard = make_guard(cost=HASHED, budget=0.8, **WIDE)
-    assert max(_lags(guard)) > 2  # without a horizon this search commits late
+    assert max(_lags(guard, commit_horizon=None)) > 2  # without a horizon: commits late
     lags = _lags(guard, commit_horizon=horizon)
     assert lags and max(lags) <= horizon
 
 
 def test_first_block_early_commits_after_the_first_block(make_guard):
     guard = make_guard(cost=HASHED, budget=0.8, **WIDE)
-    assert _lags(guard)[0] == 1
-    assert _lags(guard, commit_first_block=True)[0] == 0
+    assert _lags(guard, commit_horizon=None)[0] == 1
+    assert _lags(guard, commit_horizon=None, commit_first_block=True)[0] == 0
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,11 @@ def test_token_deltas_hold_back_a_partial_stop_string(make_guard, tiny_lm):
 
 def test_report_times_the_first_text_and_the_largest_gap(make_guard):
     guard = make_guard(cost=HASHED, budget=0.8, **WIDE)
-    for overrides in ({}, {"commit_horizon": 0}, {"commit_first_block": True}):
+    for overrides in (
+        {"commit_horizon": None},
+        {"commit_horizon": 0},
+        {"commit_first_block": True},
+    ):
         streamed = list(guard.stream("Hi", **overrides))
         report = streamed[-1].result.safety
         assert 0.0 < report.time_to_first_text_s <= report.wall_time_s
@@ -140,7 +144,7 @@ def test_report_times_the_first_text_and_the_largest_gap(make_guard):
         generated = guard.generate("Hi", **overrides).safety
         assert 0.0 < generated.time_to_first_text_s <= generated.wall_time_s
     early = guard.generate("Hi", commit_horizon=0).safety
-    late = guard.generate("Hi").safety
+    late = guard.generate("Hi", commit_horizon=None).safety
     assert early.steps == late.steps and early.time_to_first_text_s < late.time_to_first_text_s
 
 
