@@ -28,6 +28,7 @@ from .config import GuardConfig, resolve_budget
 from .errors import ConfigError, ContextLengthError, ResourceError
 from .lm import LocalLM
 from .messages import last_user_text, normalize_messages
+from .reply import content_chunks, parses_tools
 from .result import GuardResult, StreamChunk
 from .scorers.base import CostModel, RewardModel
 from .search.baselines import strategy_config
@@ -172,6 +173,10 @@ class InferenceGuard:
     ) -> Iterator[StreamChunk]:
         """Yield committed, verified-safe text deltas, then a chunk carrying the result.
 
+        With ``tools`` (and ``tool_choice`` other than ``"none"``) the deltas are content
+        only; tool calls come parsed on the final chunk (``chunk.tool_calls``), never as
+        ``<tool_call>`` markup in a delta.
+
         Args:
             messages: a string or a list of ``{"role", "content"}`` dicts.
             tools: tool schemas (OpenAI function format) the model may call.
@@ -181,9 +186,18 @@ class InferenceGuard:
 
         Closing the iterator early stops the search and frees its KV cache.
         """
-        return self._iterate(self._context(messages, tools, tool_choice, overrides))
+        ctx = self._context(messages, tools, tool_choice, overrides)
+        return self._iterate(ctx, parse_tools=parses_tools(tools, tool_choice))
 
-    def _iterate(self, ctx: SearchContext, *, stream: bool = True) -> Iterator[StreamChunk]:
+    def _iterate(
+        self, ctx: SearchContext, *, stream: bool = True, parse_tools: bool = False
+    ) -> Iterator[StreamChunk]:
+        """The request's chunks, one search step at a time under the step lock; with
+        ``parse_tools``, tool-call markup is kept out of the deltas (:func:`content_chunks`)."""
+        chunks = self._locked_steps(ctx, stream=stream)
+        return content_chunks(chunks) if parse_tools else chunks
+
+    def _locked_steps(self, ctx: SearchContext, *, stream: bool) -> Iterator[StreamChunk]:
         inner = run_search(ctx, stream=stream)
         try:
             while True:
@@ -245,7 +259,7 @@ class InferenceGuard:
         """Async :meth:`stream`: each search step runs in a worker thread, so the event loop
         stays free; cancelling the task stops the search after the current step."""
         ctx = self._context(messages, tools, tool_choice, overrides)
-        iterator = self._iterate(ctx)
+        iterator = self._iterate(ctx, parse_tools=parses_tools(tools, tool_choice))
         sentinel = object()
         try:
             while True:

@@ -24,12 +24,22 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .result import GuardResult, StreamChunk
 from .tools import InvalidToolCall, ToolCall, split_tool_calls, visible_content
 
-__all__ = ["ContentDelta", "FinalReply", "ReplyAssembler", "ReplyEvent", "final_reply"]
+__all__ = [
+    "ContentDelta",
+    "FinalReply",
+    "ReplyAssembler",
+    "ReplyEvent",
+    "content_chunks",
+    "final_reply",
+    "parses_tools",
+]
 
 
 @dataclass(frozen=True)
@@ -124,3 +134,31 @@ class ReplyAssembler:
             return []
         delta, self.shown = content[len(self.shown) :], content
         return [ContentDelta(delta)]
+
+
+def parses_tools(tools: Sequence[Any] | None, tool_choice: Any) -> bool:
+    """Whether tool calls are parsed out of the answer: tools given, ``tool_choice`` not
+    ``"none"`` (otherwise tool-call markup is plain content)."""
+    return bool(tools) and tool_choice != "none"
+
+
+def content_chunks(chunks: Iterator[StreamChunk]) -> Iterator[StreamChunk]:
+    """A guard stream with tools parsed: content deltas only (no ``<tool_call>`` markup,
+    held back exactly as the front ends hold it back), then the final chunk with the
+    calls in ``tool_calls`` / ``invalid_tool_calls``. Closing it closes ``chunks``."""
+    assembler = ReplyAssembler(parse_tools=True)
+    try:
+        for chunk in chunks:
+            for event in assembler.feed(chunk):
+                if isinstance(event, ContentDelta):
+                    yield StreamChunk(delta=event.text)
+                else:
+                    yield StreamChunk(
+                        result=event.result,
+                        tool_calls=event.tool_calls,
+                        invalid_tool_calls=event.invalid_tool_calls,
+                    )
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()

@@ -54,6 +54,13 @@ class SafetyReport(BaseModel):
     """The search found no safe continuation and stopped early (``finish_reason="safety"``)."""
     wall_time_s: float = 0.0
     """Seconds spent on the request."""
+    time_to_first_text_s: float | None = None
+    """Seconds from the request's start until its first verified text could be streamed
+    (for :meth:`~inferenceguard.InferenceGuard.generate`, when a stream would have had it);
+    ``None`` for an empty answer."""
+    max_delta_gap_s: float | None = None
+    """Largest wait in seconds between two releases of verified text, after the first
+    (0.0 when the text came at once); ``None`` for an empty answer."""
     config: dict[str, Any] = Field(default_factory=dict)
     """The :class:`GuardConfig` used, as a dict."""
 
@@ -87,7 +94,10 @@ class StreamChunk(BaseModel):
     """One item of :meth:`InferenceGuard.stream`: committed text, then the final result.
 
     Every ``delta`` extends text that the cost model has verified within budget; the last
-    chunk has ``delta == ""`` and carries ``result``.
+    chunk has ``delta == ""`` and carries ``result``. With tools (and ``tool_choice`` other
+    than ``"none"``) the deltas are content only, never tool-call markup: the calls come on
+    the last chunk, in ``tool_calls`` and ``invalid_tool_calls``, while ``result.text``
+    keeps the raw answer.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -96,3 +106,8 @@ class StreamChunk(BaseModel):
     """New committed text (may be empty)."""
     result: GuardResult | None = None
     """Set on the final chunk only."""
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    """Final chunk, with tools: the well-formed calls, ``{"id", "name", "arguments": dict}``."""
+    invalid_tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    """Final chunk, with tools: malformed or cut-off calls, ``{"id", "name", "arguments"
+    (raw text), "error"}``."""

@@ -167,6 +167,7 @@ def _hash_cost(salt: int):
     return cost
 
 
+@pytest.mark.parametrize("horizon", [None, 0, 1, 2, 4])
 @settings(max_examples=25)
 @given(
     seed=st.integers(0, 2**16),
@@ -178,9 +179,23 @@ def _hash_cost(salt: int):
     extra=st.integers(0, 3),
     resample_rounds=st.integers(0, 2),
     mode=st.sampled_from(["prefix", "final"]),
+    first_block=st.booleans(),
+    deltas=st.sampled_from(["token", "block"]),
 )
 def test_nothing_returned_or_streamed_is_over_budget(
-    make_guard, seed, salt, budget, strategy, block_len, n_beams, extra, resample_rounds, mode
+    make_guard,
+    seed,
+    salt,
+    budget,
+    strategy,
+    block_len,
+    n_beams,
+    extra,
+    resample_rounds,
+    mode,
+    horizon,
+    first_block,
+    deltas,
 ):
     fn = _hash_cost(salt)
     cost = CostModel.from_callable(fn, threshold=0.5)
@@ -196,6 +211,9 @@ def test_nothing_returned_or_streamed_is_over_budget(
         safety_mode=mode,
         max_new_tokens=8,
         args_top_k=2,
+        commit_horizon=horizon,
+        commit_first_block=first_block,
+        stream_deltas=deltas,
     )
     streamed = ""
     for chunk in guard.stream("Hi"):

@@ -188,3 +188,27 @@ def test_is_refusal_ignores_answers(text):
 def test_normalize_text():
     assert normalize_text("**I CAN’T**\n\n  do   that") == "i cannot do that"
     assert normalize_text("Im sure it's fine") == "i am sure it is fine"
+
+
+def test_summaries_average_first_text_time_and_largest_gap_over_answers_with_text(
+    tiny_records,
+):
+    from inferenceguard.evaluation.report import markdown_table
+
+    timed = [dict(r) for r in tiny_records]
+    for i, r in enumerate(timed):
+        if r["strategy"] == "ig":
+            # One empty answer (None) and one record from before the fields existed.
+            r["time_to_first_text_s"] = None if i % 3 == 0 else float(i)
+            r["max_delta_gap_s"] = None if i % 3 == 0 else 0.5
+            if i % 3 == 1:
+                del r["time_to_first_text_s"], r["max_delta_gap_s"]
+    ig = [r for r in timed if r["strategy"] == "ig" and not r.get("error")]
+    expected = [float(r["time_to_first_text_s"]) for r in ig if r.get("time_to_first_text_s")]
+    by = {(s.strategy, s.group): s for s in summarize(timed)}
+    assert by["ig", "all"].first_text_s_mean == pytest.approx(sum(expected) / len(expected))
+    assert by["ig", "all"].max_gap_s_mean == 0.5
+    assert math.isnan(by["plain", "all"].first_text_s_mean)
+    table = markdown_table([by["ig", "all"], by["plain", "all"]])
+    assert "| first text s | max gap s |" in table
+    assert f"| {sum(expected) / len(expected):.2f} | 0.50 |" in table

@@ -428,6 +428,9 @@ class GroupSummary:
         refusal_rate: fraction flagged by :func:`is_refusal`.
         exhausted_rate: fraction where the search ran out of safe continuations.
         seconds_mean: mean wall seconds per response.
+        first_text_s_mean: mean seconds until the first verified text could be streamed
+            (responses with text only; ``nan`` when none has).
+        max_gap_s_mean: mean of each response's largest gap between verified deltas.
         tokens_mean: mean completion tokens per response.
         time_ratio_to_plain: mean seconds over plain decoding's on the same prompts
             (``None`` when plain decoding was not in the run).
@@ -452,6 +455,8 @@ class GroupSummary:
     exhausted_rate: float
     seconds_mean: float
     tokens_mean: float
+    first_text_s_mean: float
+    max_gap_s_mean: float
     time_ratio_to_plain: float | None
     errors: int
 
@@ -477,6 +482,12 @@ def _prefix_safe(record: Mapping[str, Any]) -> bool:
 
 def _fmean(values: Sequence[float]) -> float:
     return statistics.fmean(values) if values else math.nan
+
+
+def _mean_of(records: Sequence[Mapping[str, Any]], key: str) -> float:
+    """Mean of ``key`` over the records that have it (older records and empty answers
+    have none)."""
+    return _fmean([float(r[key]) for r in records if r.get(key) is not None])
 
 
 def _summarize_one(
@@ -520,6 +531,8 @@ def _summarize_one(
         exhausted_rate=_fmean([float(bool(r.get("exhausted", False))) for r in ok]),
         seconds_mean=_fmean([float(r["seconds"]) for r in ok]),
         tokens_mean=_fmean([float(r["tokens"]) for r in ok]),
+        first_text_s_mean=_mean_of(ok, "time_to_first_text_s"),
+        max_gap_s_mean=_mean_of(ok, "max_delta_gap_s"),
         time_ratio_to_plain=ratio,
         errors=len(records) - n,
     )

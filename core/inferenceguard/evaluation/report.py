@@ -94,12 +94,14 @@ def markdown_table(summaries: Sequence[GroupSummary]) -> str:
     Columns: strategy, method, n, safety rate with its 95% CI, unsafe-rate upper bound,
     prefix-safety rate, reward mean ± std, mean cost, mean max prefix cost, refusal rate,
     exhausted rate (the search ran out of safe continuations), seconds and tokens per
-    response, time ratio to plain.
+    response, seconds to the first verified text and largest gap between verified deltas
+    (means), time ratio to plain.
     """
     head = (
         "| Strategy | Method | n | Safe [95% CI] | Unsafe ≤ | Prefix-safe | Reward | Cost "
-        "| Max prefix cost | Refusal | Exhausted | s/resp | tok/resp | × plain |\n"
-        "|---|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| Max prefix cost | Refusal | Exhausted | s/resp | tok/resp | first text s "
+        "| max gap s | × plain |\n"
+        "|---|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     rows = []
     for s in summaries:
@@ -112,7 +114,8 @@ def markdown_table(summaries: Sequence[GroupSummary]) -> str:
             f"| {_pct(s.prefix_safety_rate)} | {_num(s.reward_mean)} ± {_num(s.reward_std)} "
             f"| {_num(s.cost_mean)} | {_num(s.max_prefix_cost_mean)} | {_pct(s.refusal_rate)} "
             f"| {_pct(s.exhausted_rate)} "
-            f"| {_num(s.seconds_mean, 2)} | {_num(s.tokens_mean, 1)} | {ratio} |"
+            f"| {_num(s.seconds_mean, 2)} | {_num(s.tokens_mean, 1)} "
+            f"| {_num(s.first_text_s_mean, 2)} | {_num(s.max_gap_s_mean, 2)} | {ratio} |"
         )
     return head + "\n".join(rows) + "\n"
 

@@ -90,7 +90,9 @@ from .tasks import PromptSet
 __all__ = ["EvalRun", "evaluate", "init_distributed", "prompt_seed"]
 
 #: Record fields that measure time or placement; everything else is reproducible.
-VOLATILE_FIELDS: frozenset[str] = frozenset({"seconds", "rank"})
+VOLATILE_FIELDS: frozenset[str] = frozenset(
+    {"seconds", "rank", "time_to_first_text_s", "max_delta_gap_s"}
+)
 #: Request errors recorded (and excluded from the metrics) instead of stopping the run.
 RECORDED_ERRORS: tuple[type[Exception], ...] = (ContextLengthError, ResourceError, InputError)
 #: ``run.json`` fields that must match for a run to resume into an existing folder.
@@ -222,6 +224,8 @@ def _measure(
         "candidates_sampled": report.candidates_sampled,
         "resample_rounds": report.resample_rounds,
         "critic_used": report.critic_used,
+        "time_to_first_text_s": report.time_to_first_text_s,
+        "max_delta_gap_s": report.max_delta_gap_s,
     }
 
 

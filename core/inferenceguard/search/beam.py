@@ -11,7 +11,9 @@ One step, each line a call into :mod:`.steps` or the :mod:`scoring policy <.scor
 (d) score with the critic (value + safety probability) or the reward model;
 (e) keep the top ``n_beams`` eligible candidates;
 (f) finished ones move to the pool, the rest stay live (their rows reordered);
-(g) commit the block-aligned prefix shared by every live beam and pooled answer.
+(g) commit: the best beam's next block once the committed text is more than
+    ``commit_horizon`` blocks behind (:func:`~.steps.commit_horizon`), and the
+    block-aligned prefix shared by every live beam and pooled answer.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..lm import RowState
 from ..result import FinishReason
 from .context import SearchContext
 from .events import Commit, Outcome, Search
@@ -28,6 +31,7 @@ from .steps import (
     Beam,
     Candidates,
     candidate_width,
+    commit_horizon,
     critic_features,
     expand,
     extend_beams,
@@ -51,6 +55,7 @@ class _Progress:
     n_target: int = 1
     exhausted: bool = False
     stopped: bool = False
+    committed: int = 0
 
     def keep(
         self,
@@ -65,6 +70,28 @@ class _Progress:
         self.beams = extend_beams(self.beams, cands, live, scores, finished=False)
         if len(self.pool) >= n_beams:
             self.beams = []
+
+    def commit(self, ctx: SearchContext, state: RowState) -> Commit | None:
+        """Step (g): the horizon's forced commit, then the shared prefix; ``None`` when
+        the committed text did not grow. Dropped beams leave ``state`` too."""
+        cfg = ctx.config
+        keep, self.pool, forced = commit_horizon(
+            self.beams,
+            self.pool,
+            self.committed,
+            cfg.commit_horizon,
+            first_block=cfg.commit_first_block,
+        )
+        if len(keep) < len(self.beams):
+            self.beams = [self.beams[i] for i in keep]
+            state.select(torch.tensor(keep, dtype=torch.long))
+        answers = self.beams + self.pool
+        committed = max(forced, shared_prefix(answers))
+        if committed <= self.committed:
+            return None
+        self.committed = committed
+        tokens = answers[0].tokens[:committed]
+        return Commit(ctx.response_text(tokens), tokens=tuple(tokens))
 
 
 def block_search(
@@ -120,8 +147,8 @@ def block_search(
         if run.beams:
             state.select(live)
             run.n_target = next_target(ctx, run.n_target, cands.z[live], cands.rounds)
-        if policy.commits(ctx) and (committed := shared_prefix(run.beams + run.pool)):  # (g)
-            yield Commit(ctx.response_text((run.beams + run.pool)[0].tokens[:committed]))
+        if policy.commits(ctx) and (commit := run.commit(ctx, state)):  # (g)
+            yield commit
     del state  # free the KV cache before final scoring
     return _outcome(ctx, policy, run)
 

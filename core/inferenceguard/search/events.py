@@ -14,9 +14,15 @@ __all__ = ["BlockEvent", "Commit", "Outcome", "Search"]
 
 @dataclass(frozen=True)
 class Commit:
-    """``text`` (the full committed response so far) will start every final answer."""
+    """``text`` (the full committed response so far) will start every final answer.
+
+    Attributes:
+        text: the committed response text (stop strings cut).
+        tokens: its token ids, for releasing it token by token (empty: unknown).
+    """
 
     text: str
+    tokens: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ __all__ = [
     "Beam",
     "Candidates",
     "candidate_width",
+    "commit_horizon",
     "critic_features",
     "expand",
     "extend_beams",
@@ -361,3 +362,50 @@ def shared_prefix(beams: Sequence[Beam]) -> int:
         if all(b.tokens[:length] == first[:length] for b in beams[1:]):
             return length
     return 0
+
+
+def commit_horizon(
+    beams: Sequence[Beam],
+    pool: Sequence[Beam],
+    committed: int,
+    horizon: int | None,
+    *,
+    first_block: bool = False,
+) -> tuple[list[int], list[Beam], int]:
+    """Force commits so the committed text is at most ``horizon`` blocks behind the front.
+
+    While the live beams are more than ``horizon`` blocks past the committed prefix, the
+    best-scoring live beam's next block is committed and every live beam and pooled
+    answer that does not start with it is dropped. Only blocks that were verified (and
+    kept, so within budget) are ever committed; nothing committed is taken back.
+
+    Args:
+        beams: the live beams, all with the same number of blocks (the search front).
+        pool: the finished answers.
+        committed: tokens already committed, a block boundary of every beam and answer.
+        horizon: H; ``None`` forces nothing.
+        first_block: commit the first block at once (``H = 0`` until something is committed).
+
+    Returns:
+        ``(keep, pool, committed)``: indices `[≤b]` of the live beams kept (in order), the
+        pooled answers kept, and the tokens now committed.
+    """
+    keep, kept_pool = list(range(len(beams))), list(pool)
+    while keep:
+        limit = 0 if first_block and committed == 0 else horizon
+        front = beams[keep[0]].boundaries
+        if limit is None or committed not in front:
+            break
+        if len(front) - 1 - front.index(committed) <= limit:
+            break
+        best = beams[max(keep, key=lambda i: beams[i].score)]  # first of equals: best-ranked
+        nxt = best.boundaries[best.boundaries.index(committed) + 1]
+        head = best.tokens[:nxt]
+
+        def starts_with_head(b: Beam, nxt: int = nxt, head: list[int] = head) -> bool:
+            return nxt in b.boundaries and b.tokens[:nxt] == head
+
+        keep = [i for i in keep if starts_with_head(beams[i])]
+        kept_pool = [b for b in kept_pool if starts_with_head(b)]
+        committed = nxt
+    return keep, kept_pool, committed
