@@ -20,6 +20,7 @@ import logging
 import secrets
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -33,6 +34,7 @@ from .scorers.base import CostModel, RewardModel
 from .search.baselines import strategy_config
 from .search.context import Critic, SearchContext
 from .search.runner import run_search
+from .search.scheduler import BatchingConfig, StepScheduler
 
 __all__ = ["InferenceGuard"]
 
@@ -51,9 +53,13 @@ class InferenceGuard:
         critic: optional latent critic (:mod:`inferenceguard.critic`).
         config: the search configuration (:class:`GuardConfig`); keyword overrides
             given to :meth:`generate` apply to one request.
+        batching: limits of cross-request batching (:class:`BatchingConfig`: rows, tokens
+            and requests in flight); ``BatchingConfig(enabled=False)`` turns it off.
 
     One guard may be shared by many threads and asyncio tasks: each request has its own
-    KV cache, random generator and report, and the model runs one step at a time.
+    KV cache, random generator and report, and the requests in flight share every
+    forward and scorer call (:mod:`inferenceguard.search.scheduler`), so N concurrent
+    requests cost about one batched decode, and each gets the answer it would get alone.
     """
 
     def __init__(
@@ -64,6 +70,7 @@ class InferenceGuard:
         *,
         critic: Critic | None = None,
         config: GuardConfig | None = None,
+        batching: BatchingConfig | None = None,
     ) -> None:
         if not isinstance(cost_model, CostModel):
             raise ConfigError(
@@ -80,8 +87,11 @@ class InferenceGuard:
         self.reward_model = reward_model
         self.critic = critic
         self.config = config or GuardConfig()
-        # Scorers may hold tokenizers that are not thread-safe: one request step at a time.
+        self.scheduler = StepScheduler(batching)
+        # Without batching, scorers (whose tokenizers may not be thread-safe) and the model
+        # run one request step at a time.
         self._step_lock = threading.RLock()
+        self._workers: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_defaults(
@@ -181,6 +191,31 @@ class InferenceGuard:
         return self._iterate(self._context(messages, tools, tool_choice, overrides))
 
     def _iterate(self, ctx: SearchContext, *, stream: bool = True) -> Iterator[StreamChunk]:
+        if not self.scheduler.config.enabled:
+            yield from self._iterate_alone(ctx, stream=stream)
+            return
+        cfg = ctx.config
+        rows = cfg.n_candidates
+        tokens = rows * (len(ctx.prompt_ids) + cfg.max_new_tokens)
+        # Admission runs in the thread of the first ``next``, never on an event loop.
+        ticket = self.scheduler.admit(rows, tokens, ctx.should_stop)
+        ctx.batcher = ticket
+        ctx.lm = ticket.attach(ctx.lm)
+        inner = run_search(ctx, stream=stream)
+        try:
+            while True:
+                with ticket.active():
+                    try:
+                        chunk = next(inner)
+                    except StopIteration:
+                        return
+                yield chunk
+        finally:
+            inner.close()
+            ticket.release()
+
+    def _iterate_alone(self, ctx: SearchContext, *, stream: bool) -> Iterator[StreamChunk]:
+        """One request step at a time under the guard's lock (batching disabled)."""
         inner = run_search(ctx, stream=stream)
         try:
             while True:
@@ -244,9 +279,10 @@ class InferenceGuard:
         ctx = self._context(messages, tools, tool_choice, overrides)
         iterator = self._iterate(ctx)
         sentinel = object()
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                chunk = await asyncio.to_thread(next, iterator, sentinel)
+                chunk = await loop.run_in_executor(self._executor(), next, iterator, sentinel)
                 if chunk is sentinel:
                     return
                 yield chunk
@@ -274,6 +310,20 @@ class InferenceGuard:
                 result = chunk.result
         assert result is not None
         return result
+
+    def _executor(self) -> ThreadPoolExecutor | None:
+        """Worker threads for async requests: enough for every request in flight to meet in
+        one batch (asyncio's default pool has only ``cpu_count + 4``)."""
+        if not self.scheduler.config.enabled:
+            return None  # asyncio's default pool, as before
+        if self._workers is None:
+            with self._step_lock:
+                if self._workers is None:
+                    self._workers = ThreadPoolExecutor(
+                        max_workers=self.scheduler.config.max_requests,
+                        thread_name_prefix="inferenceguard",
+                    )
+        return self._workers
 
     def __repr__(self) -> str:
         return (

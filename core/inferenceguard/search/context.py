@@ -18,7 +18,7 @@ from ..config import GuardConfig
 from ..lm import Decoder, SamplerSettings
 from ..scorers.base import CostModel, RewardModel, checked_scores
 
-__all__ = ["Critic", "SearchContext", "SearchStats"]
+__all__ = ["Batcher", "Critic", "SearchContext", "SearchStats"]
 
 
 class Critic(Protocol):
@@ -29,6 +29,18 @@ class Critic(Protocol):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden states `[n, H]`, raw safety state `[n]` (budget − tracked cost; the critic
         normalises it) and step fraction `[n]` -> (p_safe `[n]`, value `[n]`)."""
+
+
+class Batcher(Protocol):
+    """How a request hands its scorer calls to the step scheduler (:class:`.scheduler.Ticket`)."""
+
+    def scores(self, model: Any, prompts: Sequence[str], texts: Sequence[str]) -> torch.Tensor:
+        """``checked_scores(model, prompts, texts)``, batched with other requests'."""
+
+    def predict(
+        self, critic: Any, hidden: torch.Tensor, z: torch.Tensor, step_frac: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``critic.predict(hidden, z, step_frac)``, batched with other requests'."""
 
 
 @dataclass
@@ -71,6 +83,9 @@ class SearchContext:
     enforce_budget: bool = True
     """False only when measuring unguarded baselines: strategies then keep unsafe
     candidates (ranked last) instead of stopping, as the paper's baselines do."""
+    batcher: Batcher | None = None
+    """The step scheduler's ticket when the request shares its model calls with the other
+    requests in flight (:mod:`.scheduler`); ``None`` calls the models directly."""
 
     @property
     def sampler(self) -> SamplerSettings:
@@ -102,7 +117,7 @@ class SearchContext:
             return torch.zeros(0)
         todo = sorted({t for t in texts if t not in self.cost_cache})
         if todo:
-            scores = checked_scores(self.cost_model, [self.prompt] * len(todo), todo)
+            scores = self.scores(self.cost_model, todo)
             self.cost_cache.update(zip(todo, scores.tolist(), strict=True))
         return torch.tensor([self.cost_cache[t] for t in texts], dtype=torch.float32)
 
@@ -110,7 +125,24 @@ class SearchContext:
         """Batched, checked reward of responses to this prompt."""
         if not texts:
             return torch.zeros(0)
-        return checked_scores(self.reward_model, [self.prompt] * len(texts), list(texts))
+        return self.scores(self.reward_model, texts)
+
+    def scores(self, model: CostModel | RewardModel, texts: Sequence[str]) -> torch.Tensor:
+        """``model``'s checked scores of responses to this prompt, never cached (through
+        the step scheduler when the request is batched)."""
+        prompts = [self.prompt] * len(texts)
+        if self.batcher is not None:
+            return self.batcher.scores(model, prompts, texts)
+        return checked_scores(model, prompts, list(texts))
+
+    def predict(
+        self, hidden: torch.Tensor, z: torch.Tensor, step_frac: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The critic's ``(p_safe, value)`` `[n]` each (see :class:`Critic`)."""
+        assert self.critic is not None
+        if self.batcher is not None:
+            return self.batcher.predict(self.critic, hidden, z, step_frac)
+        return self.critic.predict(hidden, z, step_frac)
 
     def is_within_budget(self, text: str) -> bool:
         """Score ``text`` if needed; True when its verified cost is within budget."""

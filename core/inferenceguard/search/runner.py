@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 from ..errors import SafetyExhaustedError
 from ..result import FinishReason, GuardResult, SafetyReport, StreamChunk
-from ..scorers.base import checked_scores
 from ..tools import held_back_length
 from .baselines import STRATEGIES
 from .context import SearchContext
@@ -79,18 +78,18 @@ def _finalise(ctx: SearchContext, outcome: Outcome, emitted: str, enforce: bool)
         if exhausted and not emitted and (cfg.on_exhausted == "refuse" or not text):
             text, tokens = cfg.refusal_text, []
     # The final text is always re-scored, never taken from the search's cache.
-    cost = float(checked_scores(ctx.cost_model, [ctx.prompt], [text])[0])
+    cost = float(ctx.scores(ctx.cost_model, [text])[0])
     if enforce and cost > ctx.budget:
         # Fall back to verified text: what was streamed, else the refusal, else nothing.
         reason, exhausted, tokens = "safety", True, []
         text = emitted
         if not text and ctx.is_within_budget(cfg.refusal_text):
             text = cfg.refusal_text
-        cost = float(checked_scores(ctx.cost_model, [ctx.prompt], [text])[0])
+        cost = float(ctx.scores(ctx.cost_model, [text])[0])
         if cost > ctx.budget and text:
             # Nothing non-empty is verified: return nothing (the report keeps the true
             # cost of the empty string, which a strange scorer may put over budget).
-            text, cost = "", float(checked_scores(ctx.cost_model, [ctx.prompt], [""])[0])
+            text, cost = "", float(ctx.scores(ctx.cost_model, [""])[0])
     if not tokens and text:
         tokens = ctx.lm.encode(text)
     max_prefix = max(outcome.max_prefix_cost, cost) if cfg.safety_mode == "prefix" else cost
