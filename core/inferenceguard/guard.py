@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -89,9 +88,19 @@ class InferenceGuard:
         self.config = config or GuardConfig()
         self.scheduler = StepScheduler(batching)
         # Without batching, scorers (whose tokenizers may not be thread-safe) and the model
-        # run one request step at a time.
-        self._step_lock = threading.RLock()
+        # run one request step at a time (the lock batched calls run under, too).
+        self._step_lock = self.scheduler.model_lock
         self._workers: ThreadPoolExecutor | None = None
+
+    def with_config(self, config: GuardConfig) -> InferenceGuard:
+        """A guard on the same models with another default configuration. It shares this
+        guard's step scheduler: requests to both meet in the same batches."""
+        twin = InferenceGuard(
+            self.lm, self.cost_model, self.reward_model, critic=self.critic, config=config
+        )
+        twin.scheduler = self.scheduler
+        twin._step_lock = self._step_lock
+        return twin
 
     @classmethod
     def from_defaults(

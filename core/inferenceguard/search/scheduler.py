@@ -119,6 +119,10 @@ class StepScheduler:
         self._running = 0  # admitted requests computing (not waiting here, not paused)
         self._executing = False
         self._rows = self._tokens = self._requests = 0
+        #: Held while batched calls run. Code that calls the guard's models directly from
+        #: another thread (e.g. the evaluator re-scoring answers) holds it too, so no scorer
+        #: (whose tokenizer may not be thread-safe) is ever called from two threads at once.
+        self.model_lock = threading.RLock()
 
     @property
     def in_flight(self) -> tuple[int, int, int]:
@@ -192,8 +196,9 @@ class StepScheduler:
         self._executing = True
         self._cond.release()
         try:
-            for batch in batches:
-                batch.execute()
+            with self.model_lock:
+                for batch in batches:
+                    batch.execute()
         finally:
             self._cond.acquire()
             self._executing = False
