@@ -478,3 +478,12 @@ def test_build_guard_loads_the_shipped_critic_only_for_the_embedded_model(tiny_l
     assert other.critic is None
     embedded = LocalLM(tiny_lm.model, tiny_lm.tokenizer, model_id=DEFAULT_LM_ID)
     assert build_guard(model=embedded, cost_model=cost, reward_model=reward).critic is sentinel
+
+
+def test_rollouts_in_flight_match_one_prompt_at_a_time(tiny_lm, tmp_path):
+    args = (_items(), tiny_lm, length_cost(), word_reward(), SETTINGS)
+    collect_rollouts(*args, tmp_path / "one", progress=False)
+    collect_rollouts(*args, tmp_path / "many", progress=False, in_flight=3)
+    one, many = load_rollouts(tmp_path / "one"), load_rollouts(tmp_path / "many")
+    assert [r["responses"] for r in many.records] == [r["responses"] for r in one.records]
+    torch.testing.assert_close(many.hidden, one.hidden, atol=1e-3, rtol=1e-3)
