@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
 import secrets
+import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -91,6 +94,7 @@ class InferenceGuard:
         # run one request step at a time (the lock batched calls run under, too).
         self._step_lock = self.scheduler.model_lock
         self._workers: ThreadPoolExecutor | None = None
+        self._workers_lock = threading.Lock()  # never the model lock: the loop must not wait
 
     def with_config(self, config: GuardConfig) -> InferenceGuard:
         """A guard on the same models with another default configuration. It shares this
@@ -291,7 +295,9 @@ class InferenceGuard:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                chunk = await loop.run_in_executor(self._executor(), next, iterator, sentinel)
+                # Like asyncio.to_thread: the step sees the caller's context variables.
+                step = functools.partial(contextvars.copy_context().run, next, iterator, sentinel)
+                chunk = await loop.run_in_executor(self._executor(), step)
                 if chunk is sentinel:
                     return
                 yield chunk
@@ -326,7 +332,7 @@ class InferenceGuard:
         if not self.scheduler.config.enabled:
             return None  # asyncio's default pool, as before
         if self._workers is None:
-            with self._step_lock:
+            with self._workers_lock:
                 if self._workers is None:
                     self._workers = ThreadPoolExecutor(
                         max_workers=self.scheduler.config.max_requests,
