@@ -108,8 +108,7 @@ def create_app(
             :func:`.convert.guard_call`).
         api_key: when set, every ``/v1`` request needs ``Authorization: Bearer <api_key>``
             (else 401). ``/health`` stays open.
-        max_concurrent: requests running at once; their candidate rows share each batched
-            forward (see :class:`~inferenceguard.BatchingConfig` for the guard's own limits).
+        max_concurrent: requests running at once; their rows share each batched forward.
         max_queue: requests waiting for a running slot; more are refused with 429.
         model_name: the name in ``/v1/models`` and in responses (default: the LM's id).
         max_body_bytes: larger request bodies are refused with 413.
