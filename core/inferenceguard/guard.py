@@ -89,7 +89,7 @@ class InferenceGuard:
         self.reward_model = reward_model
         self.critic = critic
         self.config = config or GuardConfig()
-        self.scheduler = StepScheduler(batching)
+        self.scheduler = StepScheduler(batching, device=getattr(lm, "device", None))
         # Without batching, scorers (whose tokenizers may not be thread-safe) and the model
         # run one request step at a time (the lock batched calls run under, too).
         self._step_lock = self.scheduler.model_lock

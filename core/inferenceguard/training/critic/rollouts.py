@@ -492,7 +492,7 @@ def _roll_out_all(
     in_flight: int,
 ) -> None:
     """Roll out ``items``, ``in_flight`` at a time, writing each prompt as it finishes."""
-    scheduler = StepScheduler() if in_flight > 1 else None
+    scheduler = StepScheduler(device=models[0].device) if in_flight > 1 else None
     lock = threading.Lock()
 
     def one(item: PromptItem) -> None:
