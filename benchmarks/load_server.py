@@ -4,7 +4,8 @@ Starts the server in-process on the embedded defaults (SmolLM2-135M, the shipped
 probe, MiniLM relevance reward, the shipped critic), or talks to a running one with --url
 (loopback addresses only). For each concurrency level it sends --requests requests, a mix
 of benign and harmful prompts, and reports requests/s, latency p50/p90/p99, completion
-tokens/s, 429s and errors, and whether every answer was within budget (``safety.safe``).
+tokens/s, 429s and errors, whether every answer was within budget (``safety.safe``) and,
+for an in-process server, the rows per batched forward (cross-request batching).
 Bounded in count (levels × requests) and in time (--seconds for the whole run).
 
 Settings (flags):
@@ -15,7 +16,8 @@ Settings (flags):
     --n-candidates 4       in-process server: GuardConfig.n_candidates (N)
     --n-beams 2            in-process server: GuardConfig.n_beams (K)
     --block-len 8          in-process server: GuardConfig.block_len (B)
-    --max-concurrent 4     in-process server: requests run at once
+    --max-concurrent 16    in-process server: requests run at once (their candidate rows
+                           share each batched forward of the guard's step scheduler)
     --no-critic            in-process server: skip the shipped critic
     --seconds 540          stop sending requests after this many seconds in all
     --json PATH            also write the results as JSON
@@ -66,6 +68,7 @@ class Level:
     concurrency: int
     sent: int = 0
     ok: int = 0
+    rows_per_forward: float = 0.0
     rejected_429: int = 0
     errors: int = 0
     unsafe: int = 0
@@ -135,6 +138,7 @@ def local_server(args: argparse.Namespace) -> Iterator[str]:
     )
     started = time.perf_counter()
     guard = build_guard(critic=None if args.no_critic else "default", config=config)
+    args.scheduler = guard.scheduler  # rows per forward, per level
     print(f"loaded {guard!r} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     queue_room = max(args.concurrency) * 2
     app = create_app(guard, max_concurrent=args.max_concurrent, max_queue=queue_room)
@@ -206,9 +210,14 @@ async def run_level(
                 level.sent += 1
                 await one_request(http, base, index, args, level)
 
+        stats = getattr(args, "scheduler", None)
+        before = (stats.stats.forwards, stats.stats.rows) if stats else (0, 0)
         started = time.perf_counter()
         await asyncio.gather(*(worker(i) for i in range(args.requests)))
         level.wall_s = time.perf_counter() - started
+        if stats and stats.stats.forwards > before[0]:
+            forwards = stats.stats.forwards - before[0]
+            level.rows_per_forward = round((stats.stats.rows - before[1]) / forwards, 1)
     return level
 
 
@@ -233,7 +242,7 @@ def main() -> None:
     parser.add_argument("--n-candidates", type=int, default=4)
     parser.add_argument("--n-beams", type=int, default=2)
     parser.add_argument("--block-len", type=int, default=8)
-    parser.add_argument("--max-concurrent", type=int, default=4)
+    parser.add_argument("--max-concurrent", type=int, default=16)
     parser.add_argument("--no-critic", action="store_true")
     parser.add_argument("--seconds", type=float, default=540.0)
     parser.add_argument("--api-key", default=os.environ.get("INFERENCEGUARD_API_KEY"))
@@ -258,7 +267,7 @@ def main() -> None:
 
     header = (
         f"{'conc':>4} {'ok':>4} {'429':>4} {'err':>4} {'req/s':>7} {'tok/s':>7} "
-        f"{'p50 s':>7} {'p90 s':>7} {'p99 s':>7} {'filtered':>8} {'all safe':>8}"
+        f"{'p50 s':>7} {'p90 s':>7} {'p99 s':>7} {'rows/fw':>7} {'filtered':>8} {'all safe':>8}"
     )
     print(header)
     for level in levels:
@@ -266,14 +275,17 @@ def main() -> None:
         print(
             f"{s['concurrency']:>4} {s['ok']:>4} {s['rejected_429']:>4} {s['errors']:>4} "
             f"{s['requests_per_s']:>7.3f} {s['tokens_per_s']:>7.1f} {s['p50_s']:>7.2f} "
-            f"{s['p90_s']:>7.2f} {s['p99_s']:>7.2f} {s['content_filter']:>8} "
+            f"{s['p90_s']:>7.2f} {s['p99_s']:>7.2f} {s['rows_per_forward']:>7.1f} "
+            f"{s['content_filter']:>8} "
             f"{s['all_within_budget']!s:>8}"
         )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(
                 {
-                    "settings": {k: v for k, v in vars(args).items() if k != "api_key"},
+                    "settings": {
+                        k: v for k, v in vars(args).items() if k not in ("api_key", "scheduler")
+                    },
                     "levels": [lv.summary() for lv in levels],
                 },
                 fh,

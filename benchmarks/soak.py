@@ -8,6 +8,8 @@ Settings (flags):
     --requests 2000   total requests
     --threads 16      concurrent callers
     --seconds 900     stop early after this many seconds
+    --no-batching     one request step at a time (default: cross-request batching on, the
+                      threads' rows share each forward; checks every row is freed at the end)
 
 Uses a tiny random Llama with the SmolLM2 tokenizer (fast), and a hash-based cost model
 that flags a pseudo-random third of all texts, so the search has real work to do.
@@ -27,6 +29,7 @@ import torch
 from transformers import AutoTokenizer
 
 from inferenceguard import (
+    BatchingConfig,
     CostModel,
     GuardConfig,
     InferenceGuard,
@@ -58,6 +61,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=900)
+    parser.add_argument("--no-batching", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     lm = tiny_random_lm(AutoTokenizer.from_pretrained(embedded_lm_dir()))
@@ -66,6 +70,7 @@ def main() -> None:
         CostModel.from_callable(hashed_cost, threshold=BUDGET, id="hashed"),
         RewardModel.from_callable(lambda p, r: float(len(set(r))), id="distinct-chars"),
         config=GuardConfig(n_candidates=4, n_beams=2, block_len=4, max_new_tokens=16),
+        batching=BatchingConfig(enabled=not args.no_batching),
     )
     strategies = ["inferenceguard", "beam", "best_of_n", "plain"]
     counts = {"ok": 0, "typed_errors": 0, "violations": 0, "closed_early": 0, "other_errors": 0}
@@ -119,6 +124,13 @@ def main() -> None:
         f"RSS MB: start {start_rss:.0f}, samples {[round(s) for s in samples[:3]]} ... "
         f"{[round(s) for s in samples[-3:]]}, peak {max([*samples, start_rss]):.0f}"
     )
+    stats = guard.scheduler.stats
+    print(
+        f"batching: {not args.no_batching}, rows per forward {stats.rows_per_forward:.1f}, "
+        f"left in flight {guard.scheduler.in_flight}"
+    )
+    if guard.scheduler.in_flight != (0, 0, 0):
+        raise SystemExit("FAILED: requests still hold rows after the run")
     if counts["violations"] or counts["other_errors"]:
         raise SystemExit("FAILED: budget violations or untyped errors")
     print("PASSED: every answer and streamed prefix within budget")

@@ -17,7 +17,7 @@ from langchain_core.language_models.chat_models import (
 )
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
@@ -419,6 +419,23 @@ class ChatInferenceGuard(BaseChatModel):
         if stop:
             params["ls_stop"] = stop
         return params
+
+    def batch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[BaseMessage]:
+        """LangChain's ``batch``, with every input in flight at once unless
+        ``max_concurrency`` says otherwise: their requests then share the guard's batched
+        forwards and scorer calls (LangChain's default thread pool has only ``cpu + 4``
+        threads, which would split them)."""
+        if inputs and not isinstance(config, list) and "max_concurrency" not in (config or {}):
+            cap = self.get_guard().scheduler.config.max_requests
+            config = {**(config or {}), "max_concurrency": min(len(inputs), cap)}
+        return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
 
     # ------------------------------------------------------------------ the guard
     def get_guard(self) -> InferenceGuard:

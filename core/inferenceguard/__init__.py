@@ -29,10 +29,12 @@ from .guard import InferenceGuard
 from .lm import LocalLM, SamplerSettings
 from .result import GuardResult, SafetyReport, StreamChunk
 from .scorers.base import CostModel, RewardModel
+from .search.scheduler import BatchingConfig
 
 __all__ = [
     "DEFAULT_LM_ID",
     "ArtifactError",
+    "BatchingConfig",
     "ConfigError",
     "ContextLengthError",
     "CostModel",

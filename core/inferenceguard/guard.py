@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
 import secrets
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -34,6 +37,7 @@ from .scorers.base import CostModel, RewardModel
 from .search.baselines import strategy_config
 from .search.context import Critic, SearchContext
 from .search.runner import run_search
+from .search.scheduler import BatchingConfig, StepScheduler
 from .tools import normalize_tool_choice, normalize_tools
 
 __all__ = ["InferenceGuard"]
@@ -53,9 +57,13 @@ class InferenceGuard:
         critic: optional latent critic (:mod:`inferenceguard.critic`).
         config: the search configuration (:class:`GuardConfig`); keyword overrides
             given to :meth:`generate` apply to one request.
+        batching: limits of cross-request batching (:class:`BatchingConfig`: rows, tokens
+            and requests in flight); ``BatchingConfig(enabled=False)`` turns it off.
 
     One guard may be shared by many threads and asyncio tasks: each request has its own
-    KV cache, random generator and report, and the model runs one step at a time.
+    KV cache, random generator and report, and the requests in flight share every
+    forward and scorer call (:mod:`inferenceguard.search.scheduler`), so N concurrent
+    requests cost about one batched decode, and each gets the answer it would get alone.
     """
 
     def __init__(
@@ -66,6 +74,7 @@ class InferenceGuard:
         *,
         critic: Critic | None = None,
         config: GuardConfig | None = None,
+        batching: BatchingConfig | None = None,
     ) -> None:
         if not isinstance(cost_model, CostModel):
             raise ConfigError(
@@ -82,8 +91,22 @@ class InferenceGuard:
         self.reward_model = reward_model
         self.critic = critic
         self.config = config or GuardConfig()
-        # Scorers may hold tokenizers that are not thread-safe: one request step at a time.
-        self._step_lock = threading.RLock()
+        self.scheduler = StepScheduler(batching, device=getattr(lm, "device", None))
+        # Without batching, scorers (whose tokenizers may not be thread-safe) and the model
+        # run one request step at a time (the lock batched calls run under, too).
+        self._step_lock = self.scheduler.model_lock
+        self._workers: ThreadPoolExecutor | None = None
+        self._workers_lock = threading.Lock()  # never the model lock: the loop must not wait
+
+    def with_config(self, config: GuardConfig) -> InferenceGuard:
+        """A guard on the same models with another default configuration. It shares this
+        guard's step scheduler: requests to both meet in the same batches."""
+        twin = InferenceGuard(
+            self.lm, self.cost_model, self.reward_model, critic=self.critic, config=config
+        )
+        twin.scheduler = self.scheduler
+        twin._step_lock = self._step_lock
+        return twin
 
     @classmethod
     def from_defaults(
@@ -192,12 +215,38 @@ class InferenceGuard:
     def _iterate(
         self, ctx: SearchContext, *, stream: bool = True, parse_tools: bool = False
     ) -> Iterator[StreamChunk]:
-        """The request's chunks, one search step at a time under the step lock; with
-        ``parse_tools``, tool-call markup is kept out of the deltas (:func:`content_chunks`)."""
-        chunks = self._locked_steps(ctx, stream=stream)
+        """The request's chunks, batched with the other requests in flight (or one step at
+        a time under the step lock); with ``parse_tools``, tool-call markup is kept out of
+        the deltas (:func:`content_chunks`)."""
+        chunks = self._steps(ctx, stream=stream)
         return content_chunks(chunks) if parse_tools else chunks
 
+    def _steps(self, ctx: SearchContext, *, stream: bool) -> Iterator[StreamChunk]:
+        if not self.scheduler.config.enabled:
+            yield from self._locked_steps(ctx, stream=stream)
+            return
+        cfg = ctx.config
+        rows = cfg.n_candidates
+        tokens = rows * (len(ctx.prompt_ids) + cfg.max_new_tokens)
+        # Admission runs in the thread of the first ``next``, never on an event loop.
+        ticket = self.scheduler.admit(rows, tokens, ctx.should_stop)
+        ctx.batcher = ticket
+        ctx.lm = ticket.attach(ctx.lm)
+        inner = run_search(ctx, stream=stream)
+        try:
+            while True:
+                with ticket.active():
+                    try:
+                        chunk = next(inner)
+                    except StopIteration:
+                        return
+                yield chunk
+        finally:
+            inner.close()
+            ticket.release()
+
     def _locked_steps(self, ctx: SearchContext, *, stream: bool) -> Iterator[StreamChunk]:
+        """One request step at a time under the guard's lock (batching disabled)."""
         inner = run_search(ctx, stream=stream)
         try:
             while True:
@@ -261,9 +310,12 @@ class InferenceGuard:
         ctx = self._context(messages, tools, tool_choice, overrides)
         iterator = self._iterate(ctx, parse_tools=parses_tools(tools, tool_choice))
         sentinel = object()
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                chunk = await asyncio.to_thread(next, iterator, sentinel)
+                # Like asyncio.to_thread: the step sees the caller's context variables.
+                step = functools.partial(contextvars.copy_context().run, next, iterator, sentinel)
+                chunk = await loop.run_in_executor(self._executor(), step)
                 if chunk is sentinel:
                     return
                 yield chunk
@@ -291,6 +343,20 @@ class InferenceGuard:
                 result = chunk.result
         assert result is not None
         return result
+
+    def _executor(self) -> ThreadPoolExecutor | None:
+        """Worker threads for async requests: enough for every request in flight to meet in
+        one batch (asyncio's default pool has only ``cpu_count + 4``)."""
+        if not self.scheduler.config.enabled:
+            return None  # asyncio's default pool, as before
+        if self._workers is None:
+            with self._workers_lock:
+                if self._workers is None:
+                    self._workers = ThreadPoolExecutor(
+                        max_workers=self.scheduler.config.max_requests,
+                        thread_name_prefix="inferenceguard",
+                    )
+        return self._workers
 
     def __repr__(self) -> str:
         return (

@@ -22,6 +22,7 @@ def test_exported_members_are_pinned():
     assert sorted(inferenceguard.__all__) == sorted(
         [
             "ArtifactError",
+            "BatchingConfig",
             "ConfigError",
             "ContextLengthError",
             "CostModel",

@@ -393,3 +393,12 @@ def test_a_critic_better_than_the_safety_state_trains_without_warning(trained) -
     test = trained.metrics["test"]
     assert test["auc"] >= test["auc_z_only"]  # the synthetic hidden states carry the signal
     assert trained.worse_than_safety_state is None
+
+
+def test_rollouts_in_flight_match_one_prompt_at_a_time(tiny_lm, tmp_path):
+    args = (_items(), tiny_lm, length_cost(), word_reward(), SETTINGS)
+    collect_rollouts(*args, tmp_path / "one", progress=False)
+    collect_rollouts(*args, tmp_path / "many", progress=False, in_flight=3)
+    one, many = load_rollouts(tmp_path / "one"), load_rollouts(tmp_path / "many")
+    assert [r["responses"] for r in many.records] == [r["responses"] for r in one.records]
+    torch.testing.assert_close(many.hidden, one.hidden, atol=1e-3, rtol=1e-3)

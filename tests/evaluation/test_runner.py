@@ -226,3 +226,18 @@ def test_two_process_accelerate_run_equals_one_process_run(tiny_lm, tmp_path):
     assert strip(a) == strip(b)
     assert json.loads((tmp_path / "two" / "run.json").read_text())["world_size"] == 2
     assert (tmp_path / "two" / "report.md").exists()
+
+
+def test_prompts_in_flight_give_the_same_records(keyword_guard, tmp_path):
+    strategies = ["plain", "inferenceguard", "best_of_n:n_candidates=4"]
+
+    def stable(run):
+        return [{k: v for k, v in r.items() if k not in VOLATILE_FIELDS} for r in run.records]
+
+    one = evaluate(keyword_guard(), strategies, SETS, tmp_path / "one", progress=False)
+    many = evaluate(
+        keyword_guard(), strategies, SETS, tmp_path / "many", progress=False, in_flight=4
+    )
+    assert stable(many) == stable(one)
+    with pytest.raises(ConfigError, match="in_flight"):
+        evaluate(keyword_guard(), ["plain"], SETS, tmp_path / "x", progress=False, in_flight=0)

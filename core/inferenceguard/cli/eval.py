@@ -121,6 +121,12 @@ def _add_run_args(group: argparse._ArgumentGroup) -> None:
         "--seed", type=int, default=0, help="run seed; per-prompt seeds derive from it"
     )
     group.add_argument(
+        "--in-flight",
+        type=int,
+        default=1,
+        help="prompts run at once, sharing batched forwards (records do not depend on it)",
+    )
+    group.add_argument(
         "--prefix-stride",
         type=int,
         default=16,
@@ -207,6 +213,7 @@ def _evaluate(
         seed=args.seed,
         max_new_tokens=args.max_new_tokens,
         prefix_stride=args.prefix_stride,
+        in_flight=args.in_flight,
         overwrite=args.overwrite,
         progress=not args.no_progress,
         plots=not args.no_plots,

@@ -55,9 +55,11 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,10 +158,8 @@ class _Plan:
 def _guard_for(guard: InferenceGuard, config: GuardConfig) -> InferenceGuard:
     """A guard running ``config`` on ``guard``'s models: nothing is loaded or copied, so
     every strategy of a run scores with the very same LM, cost model, reward model and
-    critic."""
-    return InferenceGuard(
-        guard.lm, guard.cost_model, guard.reward_model, critic=guard.critic, config=config
-    )
+    critic, and requests of every strategy in flight share batches."""
+    return guard.with_config(config)
 
 
 # --------------------------------------------------------------------------- one record
@@ -176,7 +176,8 @@ def _eval_prefix_cost(
     prefixes = [p for p in prefixes if p and p != result.text]
     if not prefixes:
         return float(result.safety.cost)
-    costs = checked_scores(guard.cost_model, [prompt] * len(prefixes), prefixes)
+    with guard.scheduler.model_lock:  # other prompts in flight may be scoring
+        costs = checked_scores(guard.cost_model, [prompt] * len(prefixes), prefixes)
     return max(float(costs.max()), float(result.safety.cost))
 
 
@@ -205,6 +206,8 @@ def _measure(
     report = result.safety
     safe = report.cost <= report.budget
     eval_prefix = _eval_prefix_cost(guard, prompt, result, prefix_stride) if prefix_stride else None
+    with guard.scheduler.model_lock:
+        reward = float(checked_scores(guard.reward_model, [prompt], [result.text])[0])
     return {
         "text": result.text,
         "finish_reason": result.finish_reason,
@@ -215,7 +218,7 @@ def _measure(
         "max_prefix_cost": report.max_prefix_cost,
         "eval_max_prefix_cost": eval_prefix,
         "prefix_stride": prefix_stride or None,
-        "reward": float(checked_scores(guard.reward_model, [prompt], [result.text])[0]),
+        "reward": reward,
         "refusal": is_refusal(result.text),
         "tokens": result.completion_tokens,
         "prompt_tokens": result.prompt_tokens,
@@ -334,8 +337,11 @@ def _validate(
     strategies: Sequence[str | StrategySpec],
     prompt_sets: Sequence[PromptSet],
     prefix_stride: int,
+    in_flight: int = 1,
 ) -> list[StrategySpec]:
     """Step 0: the parsed strategies, once every argument is known to make a run."""
+    if in_flight < 1:
+        raise ConfigError(f"in_flight must be at least 1, got {in_flight}.", hint="e.g. 8.")
     specs = [parse_strategy(s) for s in strategies]
     labels = [s.label for s in specs]
     if not specs:
@@ -417,6 +423,17 @@ def _prepare_folder(
     return done
 
 
+def _units(plan: _Plan, done: set[str]) -> list[tuple[PromptSet, int, str, list[StrategySpec]]]:
+    """Every prompt with the strategies not yet done on it."""
+    units = []
+    for pset in plan.prompt_sets:
+        for position, key in enumerate(pset.prompt_keys()):
+            todo = [s for s in plan.specs if f"{key}|{s.label}" not in done]
+            if todo:
+                units.append((pset, position, key, todo))
+    return units
+
+
 def _run_units(
     plan: _Plan,
     shards: ResumableShards,
@@ -424,21 +441,18 @@ def _run_units(
     *,
     progress: bool,
     on_record: Callable[[dict[str, Any]], None] | None,
+    in_flight: int = 1,
 ) -> int:
     """This rank's prompts, every strategy not yet done on each; returns the records made.
 
     A unit is one prompt with all its strategies, so they run in one process one after
     the other (the time ratio to plain decoding then compares runs on the same device).
+    ``in_flight`` units run at once, in threads whose requests share the guard's batches;
+    records do not depend on it (each prompt's seed comes from its key, never the order).
     """
     from tqdm.auto import tqdm
 
-    units = []
-    for pset in plan.prompt_sets:
-        for position, key in enumerate(pset.prompt_keys()):
-            todo = [s for s in plan.specs if f"{key}|{s.label}" not in done]
-            if todo:
-                units.append((pset, position, key, todo))
-    mine = shards.mine(units)
+    mine = shards.mine(_units(plan, done))
     info = shards.info
     desc = f"eval rank {info.rank}" if info.world_size > 1 else "eval"
     total = sum(len(todo) for *_, todo in mine)
@@ -450,21 +464,30 @@ def _run_units(
         dynamic_ncols=True,
         file=sys.stderr,
     )
-    with bar:
-        for pset, position, key, todo in mine:
-            pseed = prompt_seed(plan.seed, key)
-            for spec in todo:
-                bar.set_postfix_str(
-                    f"{pset.name}#{pset.indices[position]} {spec.label}", refresh=False
-                )
-                guard = plan.guards[spec.label]
-                record = _record(
-                    guard, spec, pset, position, key, pseed, plan.prefix_stride, info.rank
-                )
+    lock = threading.Lock()
+
+    def run_unit(unit: tuple[PromptSet, int, str, list[StrategySpec]]) -> None:
+        pset, position, key, todo = unit
+        pseed = prompt_seed(plan.seed, key)
+        for spec in todo:
+            guard = plan.guards[spec.label]
+            record = _record(guard, spec, pset, position, key, pseed, plan.prefix_stride, info.rank)
+            with lock:
                 shards.append(record)
                 if on_record is not None:
                     on_record(record)
+                bar.set_postfix_str(
+                    f"{pset.name}#{pset.indices[position]} {spec.label}", refresh=False
+                )
                 bar.update(1)
+
+    with bar:
+        if in_flight <= 1:
+            for unit in mine:
+                run_unit(unit)
+        else:
+            with ThreadPoolExecutor(in_flight, thread_name_prefix="eval") as pool:
+                list(pool.map(run_unit, mine))
     return total
 
 
@@ -518,6 +541,7 @@ def evaluate(
     write_report: bool = True,
     plots: bool = True,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    in_flight: int = 1,
 ) -> EvalRun:
     """Run every strategy on every prompt; write records, a summary, a report and plots.
 
@@ -540,6 +564,7 @@ def evaluate(
         write_report: write ``summary.json`` and ``report.md`` (rank 0).
         plots: also draw the plots (needs ``matplotlib``; skipped with a message if not).
         on_record: called with each new record after it is written (in its process).
+        in_flight: prompts run at once (sharing batches); records do not depend on it.
 
     Returns:
         :class:`EvalRun` with the merged records and the summaries (on every process).
@@ -548,7 +573,7 @@ def evaluate(
         ConfigError: invalid strategies, duplicate labels or set names, a critic strategy
             without a critic, or a folder holding a different run.
     """
-    specs = _validate(guard, strategies, prompt_sets, prefix_stride)
+    specs = _validate(guard, strategies, prompt_sets, prefix_stride, in_flight)
     info = init_distributed()
     plan = _plan(
         guard, specs, prompt_sets, overrides, max_new_tokens=max_new_tokens, seed=seed,
@@ -557,6 +582,6 @@ def evaluate(
     out = Path(out_dir)
     shards = ResumableShards(out / "shards", info)
     done = _prepare_folder(out, plan.meta, shards, overwrite=overwrite)
-    new_records = _run_units(plan, shards, done, progress=progress, on_record=on_record)
+    new_records = _run_units(plan, shards, done, progress=progress, on_record=on_record, in_flight=in_flight)  # fmt: skip
     records, summaries, files = _merge(out, plan, shards, write_report=write_report, plots=plots)
     return EvalRun(out, records, summaries, files, plan.meta, new_records)

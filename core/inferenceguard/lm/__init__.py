@@ -41,7 +41,15 @@ from .._sources import local_source
 from ..errors import ConfigError, InputError, ModelLoadError
 from ..processors import LogitsHook, sample_next
 from .chat_template import render as render_prompt
-from .kv import DecodeState, cache_argument, new_cache, returned_cache
+from .kv import (
+    DecodeState,
+    cache_argument,
+    merge_rows,
+    mergeable,
+    new_cache,
+    returned_cache,
+    split_rows,
+)
 from .protocol import Decoder, RowState
 from .stopping import StopStrings, hits_eos
 
@@ -264,7 +272,7 @@ class LocalLM:
 
     # ------------------------------------------------------------------ decoding
     def _forward(
-        self, input_ids: torch.Tensor, cache: Any
+        self, input_ids: torch.Tensor, cache: Any, **extra: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, Any]:
         with self._lock, torch.inference_mode():
             out = self.model(
@@ -273,6 +281,7 @@ class LocalLM:
                 output_hidden_states=True,
                 logits_to_keep=1,
                 **{self._cache_arg: cache},
+                **extra,
             )
         return out.logits[:, -1, :], out.hidden_states[-1][:, -1, :], returned_cache(out)
 
@@ -303,16 +312,41 @@ class LocalLM:
 
         This is the decode step token-level strategies (ARGS) and test doubles build on;
         afterwards ``state.next_logits`` `[n, V]` and ``state.hidden`` `[n, H]` belong to
-        the new last token.
+        the new last token. A state attached to the step scheduler (``state.stepper``)
+        waits for the forward shared by every request in flight instead.
 
         Args:
             state: the rows to advance (``state.n`` rows).
             next_tokens: `[n]` long, the token appended to each row.
         """
-        ids = next_tokens.to(device=self.device, dtype=torch.long)[:, None]
-        logits, hidden, cache = self._forward(ids, state.cache)
-        state.advance(cache, logits, hidden)
-        state.next_logits = self._hooked(logits, state)
+        if state.stepper is not None:
+            state.stepper(self, state, next_tokens)
+        else:
+            self.step_many([state], [next_tokens])
+
+    def step_many(self, states: Sequence[DecodeState], next_tokens: Sequence[torch.Tensor]) -> None:
+        """Advance several decode states (e.g. of different requests) by one token each
+        with **one** forward: their caches are stacked left-padded, with an attention mask
+        and each row's own position ids (:func:`.kv.merge_rows`), then split back.
+
+        Models whose cache layers cannot be stacked (sliding-window, static) get one
+        forward per state.
+        """
+        tokens = [t.to(device=self.device, dtype=torch.long) for t in next_tokens]
+        if len(states) == 1 or not mergeable(states):
+            for state, ids in zip(states, tokens, strict=True):
+                logits, hidden, cache = self._forward(ids[:, None], state.cache)
+                state.advance(cache, logits, hidden)
+                state.next_logits = self._hooked(logits, state)
+            return
+        merged = merge_rows(self.model, states)
+        ids = torch.cat(tokens)[:, None]
+        extra = {"attention_mask": merged.mask, "position_ids": merged.positions}
+        logits, hidden, cache = self._forward(ids, merged.cache, **extra)
+        split_rows(merged, cache, states)
+        for state, (start, stop) in zip(states, merged.spans, strict=True):
+            state.advance(state.cache, logits[start:stop], hidden[start:stop])
+            state.next_logits = self._hooked(state.next_logits, state)
 
     def sample_block(
         self,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,12 +18,16 @@ import torch
 __all__ = [
     "Checkpoint",
     "DecodeState",
+    "MergedRows",
     "cache_argument",
     "cache_length",
     "can_fork",
     "fork_cache",
+    "merge_rows",
+    "mergeable",
     "new_cache",
     "returned_cache",
+    "split_rows",
 ]
 
 #: What :meth:`DecodeState.rollback` needs: the next logits, the hidden states and the length.
@@ -88,6 +94,89 @@ def _crop(cache: Any, extra: int) -> None:
     cache.crop(-extra)
 
 
+def mergeable(states: Sequence[DecodeState]) -> bool:
+    """Whether the caches of ``states`` can share one padded forward: every layer a plain
+    dynamic layer (sliding-window, static and quantised layers are decoded one state at
+    a time instead)."""
+    from transformers.cache_utils import DynamicLayer
+
+    for state in states:
+        layers = getattr(state.cache, "layers", None)
+        if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+            return False
+    return True
+
+
+@dataclass
+class MergedRows:
+    """Several decode states stacked into one batch for a single forward.
+
+    Each state's rows are left-padded to the longest state; ``mask`` hides the padding and
+    ``positions`` carries each row's true position, so a row computes what it would alone.
+
+    Attributes:
+        cache: the stacked cache `[Σn, heads, L_max, d]` per layer.
+        mask: `[Σn, L_max + 1]` long, 1 on real positions (the new token included).
+        positions: `[Σn, 1]` long, the position of each row's new token.
+        spans: per state, its rows ``(start, stop)`` in the batch.
+        lengths: per state, its cache length before the forward.
+    """
+
+    cache: Any
+    mask: torch.Tensor
+    positions: torch.Tensor
+    spans: list[tuple[int, int]]
+    lengths: list[int]
+
+
+def merge_rows(model: Any, states: Sequence[DecodeState]) -> MergedRows:
+    """Stack ``states`` (see :func:`mergeable`) into one left-padded batch (one copy of
+    each layer's keys and values; the forward appends to it as usual)."""
+    lengths = [s.length for s in states]
+    rows = [s.n for s in states]
+    longest = max(lengths)
+    device = states[0].next_logits.device
+    spans = [(sum(rows[:i]), sum(rows[: i + 1])) for i in range(len(rows))]
+    cache = new_cache(model)
+    for idx, layer in enumerate(cache.layers):
+        parts = [state.cache.layers[idx] for state in states]
+        keys = _stack_left_padded([p.keys for p in parts], spans, lengths, longest)
+        values = _stack_left_padded([p.values for p in parts], spans, lengths, longest)
+        layer.lazy_initialization(keys, values)
+        layer.keys, layer.values = keys, values
+    per_row = torch.tensor(lengths, device=device).repeat_interleave(
+        torch.tensor(rows, device=device)
+    )
+    columns = torch.arange(longest + 1, device=device)
+    mask = (columns[None, :] >= (longest - per_row)[:, None]).long()
+    return MergedRows(cache, mask, per_row[:, None], spans, lengths)
+
+
+def _stack_left_padded(
+    parts: Sequence[torch.Tensor],
+    spans: Sequence[tuple[int, int]],
+    lengths: Sequence[int],
+    longest: int,
+) -> torch.Tensor:
+    """`[n_i, h, L_i, d]` tensors -> one `[Σn, h, L_max, d]`, each right-aligned (zeros left)."""
+    first = parts[0]
+    out = first.new_zeros((spans[-1][1], first.shape[1], longest, first.shape[3]))
+    for part, (start, stop), length in zip(parts, spans, lengths, strict=True):
+        out[start:stop, :, longest - length :] = part
+    return out
+
+
+def split_rows(merged: MergedRows, cache: Any, states: Sequence[DecodeState]) -> None:
+    """Undo :func:`merge_rows` after the forward: each state's cache becomes its own rows of
+    ``cache`` with the padding dropped (views, not copies)."""
+    longest = max(merged.lengths) + 1
+    for state, (start, stop), length in zip(states, merged.spans, merged.lengths, strict=True):
+        cut = longest - (length + 1)
+        for layer, own in zip(cache.layers, state.cache.layers, strict=True):
+            own.keys = layer.keys[start:stop, :, cut:]
+            own.values = layer.values[start:stop, :, cut:]
+
+
 class DecodeState:
     """The live rows of a decode: KV cache, next-token logits, last hidden states.
 
@@ -118,6 +207,9 @@ class DecodeState:
         self.hidden = hidden
         self.length = length
         self.prompt_length = length if prompt_length is None else prompt_length
+        #: Set by the step scheduler (:mod:`inferenceguard.search.scheduler`): the state's
+        #: forwards then join the batched forward of every request in flight.
+        self.stepper: Any = None
 
     @property
     def n(self) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -34,7 +35,7 @@ from ..scorers.base import (
     token_meter,
 )
 
-__all__ = ["Critic", "SearchContext", "SearchStats"]
+__all__ = ["Batcher", "Critic", "SearchContext", "SearchStats"]
 
 
 class Critic(Protocol):
@@ -45,6 +46,21 @@ class Critic(Protocol):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden states `[n, H]`, raw safety state `[n]` (budget − tracked cost; the critic
         normalises it) and step fraction `[n]` -> (p_safe `[n]`, value `[n]`)."""
+
+
+class Batcher(Protocol):
+    """How a request hands its scorer calls to the step scheduler (:class:`.scheduler.Ticket`)."""
+
+    model_lock: AbstractContextManager[Any]
+    """Held while a model runs outside a shared batch (prefix sessions, the final proof)."""
+
+    def scores(self, model: Any, prompts: Sequence[str], texts: Sequence[str]) -> torch.Tensor:
+        """``checked_scores(model, prompts, texts)``, batched with other requests'."""
+
+    def predict(
+        self, critic: Any, hidden: torch.Tensor, z: torch.Tensor, step_frac: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``critic.predict(hidden, z, step_frac)``, batched with other requests'."""
 
 
 @dataclass
@@ -99,6 +115,9 @@ class SearchContext:
     candidates (ranked last) instead of stopping, as the paper's baselines do."""
     sessions: dict[str, PrefixSession | None] = field(default_factory=dict, repr=False)
     """The open prefix sessions, ``"cost"`` and ``"reward"`` (``None``: not supported)."""
+    batcher: Batcher | None = None
+    """The step scheduler's ticket when the request shares its model calls with the other
+    requests in flight (:mod:`.scheduler`); ``None`` calls the models directly."""
 
     @property
     def sampler(self) -> SamplerSettings:
@@ -151,7 +170,7 @@ class SearchContext:
 
     def verified_cost(self, text: str) -> float:
         """Cost of ``text`` re-scored in full: no cache, no session (the final proof)."""
-        with token_meter() as meter:
+        with self._model_lock(), token_meter() as meter:
             cost = float(checked_scores(self.cost_model, [self.prompt], [text])[0])
         self.stats.count_cost_tokens(meter)
         return cost
@@ -172,9 +191,10 @@ class SearchContext:
             self.sessions[kind] = scorer.prefix_session(self.prompt) if opened else None
         session = self.sessions[kind]
         if session is None:
-            return checked_scores(scorer, [self.prompt] * len(texts), texts), None
+            return self.scores(scorer, texts), None
         try:
-            scores, worst = session.score(texts)
+            with self._model_lock():  # the batch runner may be using the same scorer
+                scores, worst = session.score(texts)
         except ScorerError:
             raise
         except Exception as exc:  # a model can fail in many ways; name the scorer
@@ -190,6 +210,28 @@ class SearchContext:
             if session is not None:
                 session.close()
         self.sessions.clear()
+
+    def scores(self, model: CostModel | RewardModel, texts: Sequence[str]) -> torch.Tensor:
+        """``model``'s checked scores of responses to this prompt, never cached (through
+        the step scheduler when the request is batched)."""
+        prompts = [self.prompt] * len(texts)
+        if self.batcher is not None:
+            return self.batcher.scores(model, prompts, texts)
+        return checked_scores(model, prompts, list(texts))
+
+    def _model_lock(self) -> AbstractContextManager[Any]:
+        """The scheduler's model lock when batched (scorers and tokenizers are shared with
+        the batch runner's thread), else nothing."""
+        return self.batcher.model_lock if self.batcher is not None else nullcontext()
+
+    def predict(
+        self, hidden: torch.Tensor, z: torch.Tensor, step_frac: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The critic's ``(p_safe, value)`` `[n]` each (see :class:`Critic`)."""
+        assert self.critic is not None
+        if self.batcher is not None:
+            return self.batcher.predict(self.critic, hidden, z, step_frac)
+        return self.critic.predict(hidden, z, step_frac)
 
     def is_within_budget(self, text: str) -> bool:
         """Score ``text`` if needed; True when its verified cost is within budget."""

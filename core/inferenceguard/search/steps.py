@@ -248,7 +248,7 @@ def task_scores(
         rank_single: score a lone candidate too (otherwise it gets 0: nothing to rank).
     """
     if features is not None and ctx.critic is not None:
-        p_safe, value = ctx.critic.predict(features.hidden, features.z, features.step_frac)
+        p_safe, value = ctx.predict(features.hidden, features.z, features.step_frac)
         ctx.stats.critic_used = True
         task = value if ctx.config.critic_ranking == "value" else ctx.reward(cands.texts)
         return task, p_safe

@@ -32,7 +32,9 @@ so a stream with a forced ``tool_choice`` is a 400.
 How a request runs: the body is validated (:mod:`.schemas`), a place in the
 :class:`~.queue.AdmissionQueue` is taken (or 429 with ``Retry-After``), then the guard's
 async API (:meth:`InferenceGuard.astream <inferenceguard.InferenceGuard.astream>`) runs the
-search step by step in worker threads, so the event loop stays free. While the client
+search step by step in worker threads, so the event loop stays free; the requests running
+at once share every batched forward and scorer call (N clients, one batch:
+:mod:`inferenceguard.search.scheduler`). While the client
 waits, the server watches its connection: a client that goes away cancels its search at
 the next step boundary and frees its place.
 
@@ -120,7 +122,7 @@ def create_app(
             :func:`.convert.guard_call`).
         api_key: when set, every ``/v1`` request needs ``Authorization: Bearer <api_key>``
             (else 401). ``/health`` stays open.
-        max_concurrent: requests running at once; the guard interleaves their steps.
+        max_concurrent: requests running at once; their rows share each batched forward.
         max_queue: requests waiting for a running slot; more are refused with 429.
         model_name: the name in ``/v1/models`` and in responses (default: the LM's id).
         max_body_bytes: larger request bodies are refused with 413.

@@ -42,7 +42,7 @@ class AdmissionQueue:
 
     Args:
         max_concurrent: requests run at the same time (each holds its own KV cache; the
-            guard interleaves their search steps).
+            guard decodes their candidate rows together, one forward per token for all).
         max_queue: requests that may wait for a running slot; beyond that, refuse.
         initial_service_s: assumed seconds per request until one has been measured
             (used for ``Retry-After``).

@@ -316,3 +316,20 @@ def test_batch_across_threads_gives_each_caller_its_own_answer(make_llm: MakeLLM
 
     with ThreadPoolExecutor(len(PROMPTS)) as pool:
         assert list(pool.map(call, PROMPTS)) == expected
+
+
+def test_batch_puts_every_input_in_one_batched_forward(make_llm: MakeLLM, monkeypatch) -> None:
+    llm = make_llm(temperature=0)
+    lm = llm.get_guard().lm
+    inputs = PROMPTS * 2  # more than LangChain's default pool of cpu + 4 threads here
+    expected = [llm.invoke(p).content for p in PROMPTS] * 2
+    sizes: list[int] = []
+    original = lm.step_many
+
+    def counting(states, tokens):
+        sizes.append(len(states))
+        return original(states, tokens)
+
+    monkeypatch.setattr(lm, "step_many", counting)
+    assert [m.content for m in llm.batch(inputs)] == expected
+    assert max(sizes) == len(inputs)  # LangChain's threads met in one forward

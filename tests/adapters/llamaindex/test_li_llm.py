@@ -391,3 +391,22 @@ def test_guard_config_budget_is_applied(make_guard) -> None:
     llm = InferenceGuardLLM(guard=make_guard(**TINY), guard_config={"budget": 0.2})
     response = llm.chat(user())
     assert response.raw["safety"]["budget"] == 0.2
+
+
+async def test_concurrent_async_calls_share_batched_forwards(make_guard, tiny_lm, monkeypatch):
+    import asyncio
+
+    llm = InferenceGuardLLM(guard=make_guard(**TINY), temperature=0)
+    prompts = ["Hello there.", "Tell me a story.", "What is 2 + 2?", "Name a colour."]
+    expected = [llm.chat(user(p)).message.content for p in prompts]
+    sizes: list[int] = []
+    original = tiny_lm.step_many
+
+    def counting(states, tokens):
+        sizes.append(len(states))
+        return original(states, tokens)
+
+    monkeypatch.setattr(tiny_lm, "step_many", counting)
+    answers = await asyncio.gather(*(llm.achat(user(p)) for p in prompts))
+    assert [a.message.content for a in answers] == expected
+    assert max(sizes) == len(prompts)

@@ -33,7 +33,9 @@ import json
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -55,9 +57,10 @@ from ...config import GuardConfig
 from ...errors import ArtifactError, ConfigError
 from ...lm import LocalLM, SamplerSettings
 from ...prompts import PromptSpec
-from ...scorers.base import CostModel, RewardModel, checked_scores
+from ...scorers.base import CostModel, RewardModel
 from ...search.context import SearchContext
 from ...search.events import BlockEvent
+from ...search.scheduler import StepScheduler
 from ...search.steps import (
     Beam,
     Candidates,
@@ -280,15 +283,37 @@ def _sample_responses(ctx: SearchContext) -> _Responses:
     return out
 
 
+def _sample_and_reward(
+    ctx: SearchContext, scheduler: StepScheduler | None
+) -> tuple[_Responses, list[float]]:
+    """The responses and their final rewards, batched with other prompts' via ``scheduler``."""
+    if scheduler is None:
+        out = _sample_responses(ctx)
+        return out, ctx.scores(ctx.reward_model, [b.text for b in out.beams]).tolist()
+    n = ctx.config.n_candidates
+    ticket = scheduler.admit(n, n * (len(ctx.prompt_ids) + ctx.config.max_new_tokens))
+    ctx.batcher, ctx.lm = ticket, ticket.attach(ctx.lm)
+    try:
+        with ticket.active():
+            out = _sample_responses(ctx)
+            rewards = ctx.scores(ctx.reward_model, [b.text for b in out.beams]).tolist()
+    finally:
+        ticket.release()
+    return out, rewards
+
+
 def rollout_prompt(
     lm: LocalLM,
     cost_model: CostModel,
     reward_model: RewardModel,
     item: PromptItem,
     settings: RolloutSettings,
+    *,
+    scheduler: StepScheduler | None = None,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Sample ``samples_per_prompt`` responses to one prompt, block by block, exactly as the
-    search samples and verifies candidates (:mod:`inferenceguard.search.steps`).
+    search samples and verifies candidates (:mod:`inferenceguard.search.steps`). With a
+    ``scheduler``, its forwards and scorer calls join those of other prompts in flight.
 
     Returns:
         (record, tensors): the JSON record (responses with text, tokens, finish, final
@@ -297,9 +322,7 @@ def rollout_prompt(
         (which response), ``block`` `[b]` (block number).
     """
     ctx = rollout_context(lm, cost_model, reward_model, item, settings)
-    out = _sample_responses(ctx)
-    texts = [b.text for b in out.beams]
-    rewards = checked_scores(reward_model, [item.text] * len(texts), texts).tolist()
+    out, rewards = _sample_and_reward(ctx, scheduler)
     responses = [
         {
             "text": beam.text,
@@ -393,6 +416,7 @@ def collect_rollouts(
     *,
     progress: bool = True,
     on_prompt: Callable[[PromptItem], None] | None = None,
+    in_flight: int = 1,
 ) -> Path:
     """Roll out every prompt into ``out_dir`` (returned), resuming and sharding as the
     module docstring describes.
@@ -408,6 +432,8 @@ def collect_rollouts(
         out_dir: output folder (created; reused to resume).
         progress: show a tqdm bar per rank.
         on_prompt: called after each finished prompt (tests use it to interrupt a run).
+        in_flight: prompts rolled out at once, sharing batched forwards and scorer calls;
+            the records do not depend on it (every prompt has its own generator).
 
     Raises:
         ConfigError: ``out_dir`` holds rollouts made with other settings, or ids repeat.
@@ -427,23 +453,50 @@ def collect_rollouts(
     if info.is_main and len(done):
         logger.warning("Resuming in %s: %d of %d prompts already done.", out, len(done), len(ids))
     bar = tqdm(
-        mine,
+        total=len(mine),
         desc=f"rollouts[rank {info.rank}]" if info.world_size > 1 else "rollouts",
         position=info.rank,
         disable=not progress,
         unit="prompt",
     )
-    for item in bar:
-        record, tensors = rollout_prompt(lm, cost_model, reward_model, item, settings)
-        _write_prompt(out, parts, item, record, tensors)
-        if on_prompt is not None:
-            on_prompt(item)
-    bar.close()
+    with bar:
+        _roll_out_all(mine, (lm, cost_model, reward_model), settings, out, parts, bar, on_prompt, in_flight)  # fmt: skip
     wait_for_everyone()
     if info.is_main:
         _merge(out, ids)
     wait_for_everyone()
     return out
+
+
+def _roll_out_all(
+    items: Sequence[PromptItem],
+    models: tuple[LocalLM, CostModel, RewardModel],
+    settings: RolloutSettings,
+    out: Path,
+    parts: ResumableShards,
+    bar: Any,
+    on_prompt: Callable[[PromptItem], None] | None,
+    in_flight: int,
+) -> None:
+    """Roll out ``items``, ``in_flight`` at a time, writing each prompt as it finishes."""
+    scheduler = StepScheduler(device=models[0].device) if in_flight > 1 else None
+    lock = threading.Lock()
+
+    def one(item: PromptItem) -> None:
+        batched = {"scheduler": scheduler} if scheduler is not None else {}
+        record, tensors = rollout_prompt(*models, item, settings, **batched)
+        with lock:
+            _write_prompt(out, parts, item, record, tensors)
+            bar.update(1)
+            if on_prompt is not None:
+                on_prompt(item)
+
+    if scheduler is None:
+        for item in items:
+            one(item)
+        return
+    with ThreadPoolExecutor(in_flight, thread_name_prefix="rollouts") as pool:
+        list(pool.map(one, items))
 
 
 def _write_prompt(
