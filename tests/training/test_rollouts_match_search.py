@@ -57,6 +57,10 @@ def test_rollout_rows_equal_the_search_rows_for_one_seed(tiny_lm, safety_mode):
         temperature=0.8,
         top_p=0.95,
         safety_mode=safety_mode,
+        # Rollouts keep every sample to the end; a commit horizon would drop beams that do
+        # not start with the committed block. Each row's features are computed the same way
+        # either way; with every beam kept the two see exactly the same rows.
+        commit_horizon=None,
         seed=prompt_seed(settings.seed, item.id),
     )
     events = _search_rows(InferenceGuard(tiny_lm, cost, reward, config=config), item.text)
