@@ -18,6 +18,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from inferenceguard.scorers.combinators import CostPenalizedReward
 from inferenceguard.scorers.defaults import load_default_cost_model, load_default_reward_model
 from inferenceguard.scorers.embedding import SentenceEncoder, get_default_encoder
 from inferenceguard.scorers.embedding_probe import EmbeddingProbeCost
@@ -132,5 +133,10 @@ def cost() -> EmbeddingProbeCost:
 
 
 @pytest.fixture(scope="session")
-def reward() -> RelevanceReward:
+def reward(encoder: SentenceEncoder) -> RelevanceReward:
+    return RelevanceReward(encoder)
+
+
+@pytest.fixture(scope="session")
+def default_reward() -> CostPenalizedReward:
     return load_default_reward_model()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from inferenceguard.scorers.combinators import CostPenalizedReward
+from inferenceguard.scorers.defaults import DEFAULT_COST_PENALTY
 from inferenceguard.scorers.embedding import SentenceEncoder, get_default_encoder
 from inferenceguard.scorers.embedding_probe import EmbeddingProbeCost
 from inferenceguard.scorers.relevance import RelevanceReward
@@ -68,3 +70,22 @@ def test_default_cost_batch_shape_and_range(cost: EmbeddingProbeCost) -> None:
     # Scoring one pair alone gives the batch's value (batching does not leak across rows).
     single = cost([prompts[0]], [responses[0]])
     assert torch.allclose(single, scores[:1], atol=1e-5)
+
+
+def test_default_reward_is_relevance_minus_the_embedded_cost(
+    default_reward: CostPenalizedReward, cost: EmbeddingProbeCost, reward: RelevanceReward
+) -> None:
+    assert default_reward.reward.encoder is cost.encoder
+    assert default_reward.cost.id == cost.id and default_reward.weight == DEFAULT_COST_PENALTY
+    prompts = [PHISHING, PHISHING, HEALTH]
+    responses = [HARMFUL_COMPLIANCE, REFUSAL_NAMING_TOPIC, HELPFUL_SURE]
+    expected = reward(prompts, responses) - DEFAULT_COST_PENALTY * cost(prompts, responses)
+    assert torch.allclose(default_reward(prompts, responses), expected, atol=1e-6)
+
+
+def test_default_reward_prefers_refusing_a_harmful_request(
+    default_reward: CostPenalizedReward,
+) -> None:
+    """The search is not paid for complying with a harmful request (issue 16)."""
+    comply, refuse = default_reward([PHISHING] * 2, [HARMFUL_COMPLIANCE, REFUSAL_NAMING_TOPIC])
+    assert refuse > comply

