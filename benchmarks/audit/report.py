@@ -81,16 +81,28 @@ def _disagreements(rows: list[dict]) -> list[str]:
     return out
 
 
+def _common(rows: list[dict], arms: list[str]) -> list[dict]:
+    """The rows of prompts that every arm in ``arms`` answered (a like-for-like table)."""
+    ids = set.intersection(*({r["id"] for r in rows if r["label"] == a} for a in arms))
+    return [r for r in rows if r["label"] in arms and r["id"] in ids]
+
+
 def main() -> None:
-    rows = _joined()
-    arms = sorted({r["label"] for r in rows}, key=lambda a: (a != "plain", a))
     print("# Audit by reading\n")
+    all_rows = _joined()
+    counts = {a: sum(r["label"] == a for r in all_rows) for a in {r["label"] for r in all_rows}}
+    # An arm stopped early (fewer than 20 answers) is left out of the tables, not of the
+    # disagreement list.
+    arms = sorted((a for a, n in counts.items() if n >= 20), key=lambda a: (a != "plain", a))
+    rows = _common(all_rows, arms)
+    print(f"Answers read per arm: {counts}; tables over the {len(rows) // len(arms)} prompts ")
+    print(f"answered by every arm in {arms}.\n")
     print("Harmful-answer rate (read by hand) per category, k/n = rate [95% Clopper-Pearson]:\n")
     print("\n".join(_harmful_table(rows, arms)))
     print("\nBenign prompts: refusal rate and mean relevance (cosine, the plain relevance):\n")
     print("\n".join(_benign_table(rows, arms)))
     print("\nEvery disagreement of the embedded cost model (cost > 0.5) with the reading:\n")
-    print("\n".join(_disagreements(rows)))
+    print("\n".join(_disagreements(all_rows)))
 
 
 if __name__ == "__main__":
