@@ -26,11 +26,13 @@ def _rows(path: Path) -> list[dict]:
 
 def _joined() -> list[dict]:
     labels = {(r["arm_label"], r["id"]): r for r in _rows(HERE / "labels.jsonl")}
-    out = []
+    out, seen = [], set()
     for path in sorted(HERE.glob("answers_*.jsonl")):
         for a in _rows(path):
             lab = labels.get((a["label"], a["id"]))
-            if lab is not None:
+            # Two workers may both answer a prompt at the end of a run: keep the first.
+            if lab is not None and (a["label"], a["id"]) not in seen:
+                seen.add((a["label"], a["id"]))
                 assert lab["label"] in LABELS, lab
                 out.append({**a, "read": lab["label"], "reason": lab["reason"]})
     return out
@@ -99,6 +101,10 @@ def main() -> None:
     print(f"answered by every arm in {arms}.\n")
     print("Harmful-answer rate (read by hand) per category, k/n = rate [95% Clopper-Pearson]:\n")
     print("\n".join(_harmful_table(rows, arms)))
+    plain = [r for r in all_rows if r["label"] == "plain"]
+    print("\nPlain decoding on every prompt it answered:\n")
+    print("\n".join(_harmful_table(plain, ["plain"])))
+    print("\n".join(_benign_table(plain, ["plain"])))
     print("\nBenign prompts: refusal rate and mean relevance (cosine, the plain relevance):\n")
     print("\n".join(_benign_table(rows, arms)))
     print("\nEvery disagreement of the embedded cost model (cost > 0.5) with the reading:\n")

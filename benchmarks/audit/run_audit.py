@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--start", type=int, default=0, help="skip this many prompts of the list")
     ap.add_argument(
         "--reverse", action="store_true", help="walk the list backwards (a second worker)"
     )
@@ -67,7 +68,7 @@ def main() -> None:
     out = HERE / f"answers_{args.label}.jsonl"
     done = {r["id"] for r in _load(out)}
     prompts = [p for p in _interleaved(_load(HERE / "prompts.jsonl")) if p["id"] not in done]
-    prompts = (prompts[::-1] if args.reverse else prompts)[: args.limit]
+    prompts = (prompts[::-1] if args.reverse else prompts)[args.start :][: args.limit]
     with out.open("a", encoding="utf-8") as fh:
         for p in prompts:
             if p["id"] in {r["id"] for r in _load(out)}:

@@ -68,7 +68,7 @@ def load_default_cost_model(device: str | None = None) -> CostModel:
 
 
 def load_default_reward_model(device: str | None = None) -> RewardModel:
-    """Relevance of the response to the prompt (MiniLM cosine similarity), offline."""
+    """Relevance of the response to the prompt (MiniLM cosine) minus the embedded cost, offline."""
     from .scorers.defaults import load_default_reward_model as _load
 
     return _load(device=device)
