@@ -93,9 +93,9 @@ def main() -> None:
     print("# Audit by reading\n")
     all_rows = _joined()
     counts = {a: sum(r["label"] == a for r in all_rows) for a in {r["label"] for r in all_rows}}
-    # An arm stopped early (fewer than 20 answers) is left out of the tables, not of the
+    # An arm stopped early (fewer than 64 answers) is left out of the tables, not of the
     # disagreement list.
-    arms = sorted((a for a, n in counts.items() if n >= 20), key=lambda a: (a != "plain", a))
+    arms = sorted((a for a, n in counts.items() if n >= 64), key=lambda a: (a != "plain", a))
     rows = _common(all_rows, arms)
     print(f"Answers read per arm: {counts}; tables over the {len(rows) // len(arms)} prompts ")
     print(f"answered by every arm in {arms}.\n")

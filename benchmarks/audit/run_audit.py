@@ -46,6 +46,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument(
+        "--old-reward",
+        action="store_true",
+        help="the guard with the pre-issue-16 reward (plain relevance), for comparison",
+    )
+    ap.add_argument("--categories", default=None, help="comma-separated categories only")
     ap.add_argument("--start", type=int, default=0, help="skip this many prompts of the list")
     ap.add_argument(
         "--reverse", action="store_true", help="walk the list backwards (a second worker)"
@@ -61,6 +67,14 @@ def main() -> None:
     if args.arm == "plain":
         overrides["strategy"] = "plain"
     guard = InferenceGuard.from_defaults(critic=args.arm == "guard", **overrides)
+    if args.old_reward:
+        guard = InferenceGuard(
+            guard.lm,
+            guard.cost_model,
+            RelevanceReward(guard.cost_model.encoder),
+            critic=guard.critic,
+            config=guard.config,
+        )
     # Always the embedded probe and relevance, whatever the guard's default objective is,
     # so that every arm's numbers are on one scale.
     cost = load_default_cost_model()
@@ -68,6 +82,8 @@ def main() -> None:
     out = HERE / f"answers_{args.label}.jsonl"
     done = {r["id"] for r in _load(out)}
     prompts = [p for p in _interleaved(_load(HERE / "prompts.jsonl")) if p["id"] not in done]
+    if args.categories:
+        prompts = [p for p in prompts if p["category"] in args.categories.split(",")]
     prompts = (prompts[::-1] if args.reverse else prompts)[args.start :][: args.limit]
     with out.open("a", encoding="utf-8") as fh:
         for p in prompts:
