@@ -18,7 +18,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from inferenceguard.scorers.defaults import load_default_cost_model, load_default_reward_model
+from inferenceguard.scorers.defaults import load_default_cost_model
 from inferenceguard.scorers.embedding import SentenceEncoder, get_default_encoder
 from inferenceguard.scorers.embedding_probe import EmbeddingProbeCost
 from inferenceguard.scorers.relevance import RelevanceReward
@@ -132,5 +132,5 @@ def cost() -> EmbeddingProbeCost:
 
 
 @pytest.fixture(scope="session")
-def reward() -> RelevanceReward:
-    return load_default_reward_model()
+def reward(encoder: SentenceEncoder) -> RelevanceReward:
+    return RelevanceReward(encoder)

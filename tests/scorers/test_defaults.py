@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from inferenceguard.scorers.combinators import CostPenalizedReward
 from inferenceguard.scorers.embedding import SentenceEncoder, get_default_encoder
 from inferenceguard.scorers.embedding_probe import EmbeddingProbeCost
 from inferenceguard.scorers.relevance import RelevanceReward
@@ -68,3 +69,16 @@ def test_default_cost_batch_shape_and_range(cost: EmbeddingProbeCost) -> None:
     # Scoring one pair alone gives the batch's value (batching does not leak across rows).
     single = cost([prompts[0]], [responses[0]])
     assert torch.allclose(single, scores[:1], atol=1e-5)
+
+
+def test_cost_penalized_default_reward_prefers_refusing_a_harmful_request(
+    cost: EmbeddingProbeCost, reward: RelevanceReward
+) -> None:
+    """The opt-in objective of the audit: relevance − P(unsafe) (issue 16)."""
+    penalized = CostPenalizedReward(reward, cost, weight=1.0)
+    prompts = [PHISHING, PHISHING, HEALTH]
+    responses = [HARMFUL_COMPLIANCE, REFUSAL_NAMING_TOPIC, HELPFUL_SURE]
+    expected = reward(prompts, responses) - cost(prompts, responses)
+    assert torch.allclose(penalized(prompts, responses), expected, atol=1e-6)
+    comply, refuse = penalized([PHISHING] * 2, [HARMFUL_COMPLIANCE, REFUSAL_NAMING_TOPIC])
+    assert refuse > comply

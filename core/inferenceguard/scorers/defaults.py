@@ -51,6 +51,10 @@ def load_default_cost_model(device: str | torch.device | None = None) -> Embeddi
 def load_default_reward_model(device: str | torch.device | None = None) -> RelevanceReward:
     """The embedded default reward: cosine relevance of the response to the prompt.
 
+    To stop paying the search for on-topic text the cost model half-suspects, wrap it:
+    ``CostPenalizedReward(load_default_reward_model(), load_default_cost_model())``
+    (:mod:`inferenceguard.scorers.combinators`; the README's audit says what it did).
+
     Args:
         device: where the shared encoder runs (default CPU).
 

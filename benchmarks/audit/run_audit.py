@@ -1,0 +1,120 @@
+"""Produce the audit's answers: plain decoding and the default guard on ``prompts.jsonl``.
+
+    HF_HUB_OFFLINE=1 python benchmarks/audit/run_audit.py --arm plain --label plain
+    HF_HUB_OFFLINE=1 python benchmarks/audit/run_audit.py --arm guard --label guard_v1 \
+        --categories group_stereotypes,hate_harassment_threats  # default reward (relevance)
+    HF_HUB_OFFLINE=1 python benchmarks/audit/run_audit.py --arm guard --penalized-reward \
+        --label guard_v2                                     # relevance - P(unsafe)
+
+Each answer is one JSON line in ``answers_<label>.jsonl`` (resumable: prompts already
+answered are skipped). The cost and reward recorded next to each answer are the embedded
+default models' scores of the final text, for comparing with the labels read by hand
+(``labels.jsonl``); they play no part in the labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+
+
+def _load(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _interleaved(prompts: list[dict]) -> list[dict]:
+    """Round-robin over categories, so that a run stopped early still covers every one."""
+    by_cat: dict[str, list[dict]] = {}
+    for p in prompts:
+        by_cat.setdefault(p["category"], []).append(p)
+    out: list[dict] = []
+    for i in range(max(len(v) for v in by_cat.values())):
+        out += [v[i] for v in by_cat.values() if i < len(v)]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arm", choices=["plain", "guard"], required=True)
+    ap.add_argument("--label", required=True, help="names the output file answers_<label>.jsonl")
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument(
+        "--penalized-reward",
+        action="store_true",
+        help="the guard with reward = relevance - P(unsafe) (CostPenalizedReward), the "
+        "objective the committed guard answers were produced with",
+    )
+    ap.add_argument("--categories", default=None, help="comma-separated categories only")
+    ap.add_argument("--start", type=int, default=0, help="skip this many prompts of the list")
+    ap.add_argument(
+        "--reverse", action="store_true", help="walk the list backwards (a second worker)"
+    )
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from inferenceguard import InferenceGuard
+    from inferenceguard.scorers.defaults import load_default_cost_model
+    from inferenceguard.scorers.relevance import RelevanceReward
+
+    overrides = {"max_new_tokens": args.max_new_tokens, "seed": args.seed}
+    if args.arm == "plain":
+        overrides["strategy"] = "plain"
+    guard = InferenceGuard.from_defaults(critic=args.arm == "guard", **overrides)
+    if args.penalized_reward:
+        from inferenceguard.scorers.combinators import CostPenalizedReward
+
+        penalized = CostPenalizedReward(guard.reward_model, guard.cost_model, weight=1.0)
+        guard = InferenceGuard(
+            guard.lm, guard.cost_model, penalized, critic=guard.critic, config=guard.config
+        )
+    # Always the embedded probe and relevance, whatever the guard's default objective is,
+    # so that every arm's numbers are on one scale.
+    cost = load_default_cost_model()
+    reward = RelevanceReward(cost.encoder)
+    out = HERE / f"answers_{args.label}.jsonl"
+    done = {r["id"] for r in _load(out)}
+    prompts = [p for p in _interleaved(_load(HERE / "prompts.jsonl")) if p["id"] not in done]
+    if args.categories:
+        prompts = [p for p in prompts if p["category"] in args.categories.split(",")]
+    prompts = (prompts[::-1] if args.reverse else prompts)[args.start :][: args.limit]
+    with out.open("a", encoding="utf-8") as fh:
+        for p in prompts:
+            if p["id"] in {r["id"] for r in _load(out)}:
+                continue  # another worker answered it meanwhile
+            t0 = time.perf_counter()
+            msgs = [{"role": "user", "content": p["prompt"]}]
+            # plain decoding is measured unguarded (the evaluation harness does the same).
+            res = guard.generate_unverified(msgs) if args.arm == "plain" else guard.generate(msgs)
+            secs = time.perf_counter() - t0
+            row = {
+                **p,
+                "arm": args.arm,
+                "label": args.label,
+                "text": res.text,
+                "finish_reason": res.finish_reason,
+                "cost": float(cost([p["prompt"]], [res.text])[0]),
+                "reward": float(reward([p["prompt"]], [res.text])[0]),
+                "guard_cost": float(res.safety.cost),
+                "critic": guard.critic is not None,
+                "seconds": round(secs, 2),
+            }
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.flush()
+            print(
+                f"{p['id']:28s} {secs:6.1f}s cost={row['cost']:.2f} {res.text[:60]!r}", flush=True
+            )
+
+
+if __name__ == "__main__":
+    main()

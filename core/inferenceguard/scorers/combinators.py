@@ -1,0 +1,113 @@
+"""Scorers built from other scorers: stack cost models, make a reward cost-aware.
+
+``MaxCost`` is how a guard model and a user's own rules are combined: a text is unsafe
+when *any* of the cost models says so::
+
+    rules = CostModel.from_callable(lambda p, r: float("password" in r.lower()), threshold=0.5)
+    cost = MaxCost(load_default_cost_model(), rules)
+
+``CostPenalizedReward`` is the embedded default objective: the search maximises reward
+*up to* the budget, so with a plain relevance reward it is paid for on-topic text the cost
+model half-suspects and drifts towards the budget, i.e. into the cost model's blind
+spots. Subtracting the cost removes that pull; the budget check itself is unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from ..errors import ConfigError
+from .base import CostModel, RewardModel
+
+__all__ = ["CostPenalizedReward", "MaxCost"]
+
+
+class MaxCost(CostModel):
+    """The worst verdict of several cost models: unsafe as soon as one of them is.
+
+    Each model's cost is measured against its own threshold: the combined cost is
+    ``threshold + max_i(cost_i - threshold_i)``, where ``threshold`` is the first model's
+    threshold. So the combined text is over the threshold exactly when some model's cost
+    is over its own, and when all thresholds are equal the cost is simply the maximum.
+    A budget ``d`` on the combined cost allows each model ``d - threshold`` above its own
+    threshold (a margin below it when negative).
+
+    Attributes:
+        models: the combined cost models, in the order given.
+        threshold: the first model's threshold.
+        id: ``"max(<id 1>,<id 2>,...)"``.
+    """
+
+    def __init__(self, *models: CostModel) -> None:
+        """Combine ``models`` (at least one, each a :class:`CostModel`).
+
+        Raises:
+            ConfigError: no model, or something that is not a cost model.
+        """
+        if not models:
+            raise ConfigError(
+                "MaxCost needs at least one cost model.",
+                hint="pass the cost models to combine, e.g. MaxCost(guard_cost, rules).",
+            )
+        for m in models:
+            if not isinstance(m, CostModel):
+                raise ConfigError(
+                    f"MaxCost combines cost models, got {type(m).__name__}.",
+                    hint="wrap a function with CostModel.from_callable(fn, threshold=...).",
+                )
+            if not math.isfinite(float(m.threshold)):
+                raise ConfigError(f"{m!r} has a non-finite threshold {m.threshold!r}.")
+        self.models = tuple(models)
+        self.threshold = float(models[0].threshold)
+        self.id = "max(" + ",".join(m.id for m in self.models) + ")"
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
+        """``threshold + max_i(cost_i - threshold_i)`` for each pair, `[n]` float32."""
+        if len(prompts) == 0:
+            return torch.empty(0, dtype=torch.float32)
+        # Calling each model checks its scores (shape, NaN) before they are combined.
+        shifted = [m(prompts, responses) - float(m.threshold) for m in self.models]
+        return torch.stack(shifted).amax(dim=0) + self.threshold
+
+
+class CostPenalizedReward(RewardModel):
+    """``reward - weight * cost``: a reward that does not pay for text the cost model suspects.
+
+    Attributes:
+        reward: the underlying reward model.
+        cost: the cost model whose score is subtracted.
+        weight: reward units given up per unit of cost (``0`` is the plain reward).
+        id: ``"<reward id>-<weight>*<cost id>"``.
+    """
+
+    def __init__(self, reward: RewardModel, cost: CostModel, *, weight: float = 1.0) -> None:
+        """Build the penalised reward.
+
+        Raises:
+            ConfigError: wrong scorer types, or a negative or non-finite ``weight``.
+        """
+        if not isinstance(reward, RewardModel) or not isinstance(cost, CostModel):
+            raise ConfigError(
+                "CostPenalizedReward(reward, cost) takes a RewardModel and a CostModel, got "
+                f"{type(reward).__name__} and {type(cost).__name__}.",
+                hint="wrap functions with RewardModel.from_callable / CostModel.from_callable.",
+            )
+        if not (isinstance(weight, int | float) and math.isfinite(weight) and weight >= 0):
+            raise ConfigError(
+                f"weight must be a finite number >= 0, got {weight!r}.",
+                hint="weight=1.0 trades one unit of reward for one unit of cost.",
+            )
+        self.reward, self.cost, self.weight = reward, cost, float(weight)
+        self.id = f"{reward.id}-{self.weight:g}*{cost.id}"
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
+        """The penalised reward of each pair, `[n]` float32."""
+        if len(prompts) == 0:
+            return torch.empty(0, dtype=torch.float32)
+        base = self.reward(prompts, responses)
+        if self.weight == 0.0:
+            return base
+        return base - self.weight * self.cost(prompts, responses)
