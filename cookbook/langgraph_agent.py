@@ -83,10 +83,12 @@ def web_search(query: str) -> str:
 
 
 def stream_question(agent: Any, question: str) -> list[Any]:
-    """Stream one question through the agent, printing each verified text delta and tool
-    result as it comes; returns the conversation's final messages."""
+    """Stream one question through the agent: the model's verified text is printed as it
+    arrives, delta by delta, and tool calls and results as they happen; returns the
+    conversation's final messages."""
     final: list[Any] = []
     deltas = 0
+    open_line = False  # a streamed answer is being printed on the current line
     for mode, payload in agent.stream(
         {"messages": [HumanMessage(question)]},
         stream_mode=["messages", "values"],  # token stream + the state after each step
@@ -96,14 +98,23 @@ def stream_question(agent: Any, question: str) -> list[Any]:
             final = payload["messages"]
             continue
         chunk, meta = payload
+        node = meta["langgraph_node"]
         if isinstance(chunk, AIMessageChunk) and chunk.content:
-            deltas += 1
-            print(f"  [{meta['langgraph_node']}] delta {chunk.content!r}")
-        elif isinstance(chunk, AIMessageChunk) and chunk.tool_call_chunks:
+            if not open_line:
+                print(f"  [{node}] streams: ", end="")
+            print(chunk.content, end="", flush=True)
+            deltas, open_line = deltas + 1, True
+            continue
+        if open_line:
+            print()
+            open_line = False
+        if isinstance(chunk, AIMessageChunk) and chunk.tool_call_chunks:
             for call in chunk.tool_call_chunks:
-                print(f"  [{meta['langgraph_node']}] tool call {call['name']}({call['args']})")
+                print(f"  [{node}] tool call {call['name']}({call['args']})")
         elif isinstance(chunk, ToolMessage):
-            print(f"  [{meta['langgraph_node']}] tool result {chunk.content!r}")
+            print(f"  [{node}] tool result {chunk.content!r}")
+    if open_line:
+        print()
     print(f"  streamed {deltas} text delta(s)")
     return final
 

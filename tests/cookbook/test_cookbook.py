@@ -171,7 +171,9 @@ def test_langgraph_agent_streams_and_blocks_the_harmful_tool_call(runs) -> None:
     # The graph ran the served call's tool and streamed the model's verified answer.
     assert "[model] tool call get_weather(" in benign
     assert "[tools] tool result 'Sunny, 21 °C in Paris.'" in benign
-    assert "[model] delta 'It is sunny in Paris today, around 21 °C.'" in benign
+    assert "[model] streams: It is sunny in Paris today, around 21 °C.\n" in benign
+    # Token-granularity deltas: the sentence arrives in several pieces, not one burst.
+    assert int(benign.split("streamed ")[1].split(" text delta")[0]) > 1
     assert "SERVED" in benign
     # The harmful call went over budget: never returned, so web_search never ran.
     assert "BLOCKED" in harmful and "tool call" not in harmful.split("BLOCKED")[0]
