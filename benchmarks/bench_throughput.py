@@ -36,6 +36,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
+from _reference import sample_plain
 from load_server import PROMPTS
 
 
@@ -90,15 +91,7 @@ def floor_ratio(guard: Any, tokens: int) -> tuple[float, float, int]:
         answer = guard.generate(prompt, seed=seed, **overrides).completion_tokens
         guard_s.append(time.perf_counter() - started)
         started = time.perf_counter()
-        with torch.inference_mode():
-            lm.model.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                do_sample=True,
-                max_new_tokens=tokens,
-                min_new_tokens=tokens,
-                pad_token_id=lm.tokenizer.pad_token_id,
-            )
+        sample_plain(lm, ids, tokens)
         plain_s.append(time.perf_counter() - started)
     return min(guard_s), min(plain_s), answer
 

@@ -42,6 +42,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
+from _reference import sample_plain
 
 LLAMA3_8B = dict(
     hidden_size=4096,
@@ -177,15 +178,7 @@ def plain_seconds(guard: Any, tokens: int) -> float:
     for _ in range(2):
         sync()
         started = time.perf_counter()
-        with torch.inference_mode():
-            lm.model.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                do_sample=True,
-                max_new_tokens=tokens,
-                min_new_tokens=tokens,
-                pad_token_id=lm.tokenizer.pad_token_id,
-            )
+        sample_plain(lm, ids, tokens)
         sync()
         times.append(time.perf_counter() - started)
     return min(times)
