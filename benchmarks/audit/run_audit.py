@@ -41,6 +41,19 @@ def _interleaved(prompts: list[dict]) -> list[dict]:
     return out
 
 
+def _reward(objective: str, cost):
+    """The guard's reward model for ``--objective`` (on the shared MiniLM encoder)."""
+    from inferenceguard.scorers.combinators import CostPenalizedReward, RequestAwareReward
+    from inferenceguard.scorers.relevance import RelevanceReward
+
+    relevance = RelevanceReward(cost.encoder)
+    if objective == "penalized":
+        return CostPenalizedReward(relevance, cost, weight=1.0)
+    if objective == "request-aware":
+        return RequestAwareReward(relevance, cost, request_gate=cost.request_harm)
+    return relevance
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arm", choices=["plain", "guard"], required=True)
@@ -50,11 +63,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument(
-        "--penalized-reward",
-        action="store_true",
-        help="the guard with reward = relevance - P(unsafe) (CostPenalizedReward), the "
-        "objective the committed guard answers were produced with",
+        "--objective",
+        choices=["default", "relevance", "penalized", "request-aware"],
+        default="default",
+        help="the guard's reward: the library default, plain relevance, relevance - P(unsafe) "
+        "(CostPenalizedReward), or (1-h)*relevance - h*P(unsafe) (RequestAwareReward)",
     )
+    ap.add_argument("--penalized-reward", action="store_true", help="same as --objective penalized")
+    ap.add_argument("--no-critic", action="store_true", help="the guard without its critic")
+    ap.add_argument("--budget", type=float, default=None, help="the guard's budget (default: τ)")
     ap.add_argument("--categories", default=None, help="comma-separated categories only")
     ap.add_argument("--start", type=int, default=0, help="skip this many prompts of the list")
     ap.add_argument(
@@ -70,13 +87,18 @@ def main() -> None:
     overrides = {"max_new_tokens": args.max_new_tokens, "seed": args.seed}
     if args.arm == "plain":
         overrides["strategy"] = "plain"
-    guard = InferenceGuard.from_defaults(critic=args.arm == "guard", **overrides)
-    if args.penalized_reward:
-        from inferenceguard.scorers.combinators import CostPenalizedReward
-
-        penalized = CostPenalizedReward(guard.reward_model, guard.cost_model, weight=1.0)
+    if args.budget is not None:
+        overrides["budget"] = args.budget
+    use_critic = args.arm == "guard" and not args.no_critic
+    guard = InferenceGuard.from_defaults(critic=use_critic, **overrides)
+    objective = "penalized" if args.penalized_reward else args.objective
+    if objective != "default":
         guard = InferenceGuard(
-            guard.lm, guard.cost_model, penalized, critic=guard.critic, config=guard.config
+            guard.lm,
+            guard.cost_model,
+            _reward(objective, guard.cost_model),
+            critic=guard.critic,
+            config=guard.config,
         )
     # Always the embedded probe and relevance, whatever the guard's default objective is,
     # so that every arm's numbers are on one scale.
@@ -107,6 +129,8 @@ def main() -> None:
                 "reward": float(reward([p["prompt"]], [res.text])[0]),
                 "guard_cost": float(res.safety.cost),
                 "critic": guard.critic is not None,
+                "reward_model": guard.reward_model.id,
+                "budget": args.budget,
                 "seconds": round(secs, 2),
             }
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

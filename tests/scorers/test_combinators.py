@@ -1,4 +1,4 @@
-"""MaxCost and CostPenalizedReward: stacking cost models and a cost-aware reward."""
+"""MaxCost, CostPenalizedReward, RequestAwareReward: stacking cost models, cost-aware rewards."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from inferenceguard import CostModel, GuardConfig, InferenceGuard, RewardModel
 from inferenceguard.errors import ConfigError, ScorerError
-from inferenceguard.scorers.combinators import CostPenalizedReward, MaxCost
+from inferenceguard.scorers.combinators import CostPenalizedReward, MaxCost, RequestAwareReward
 
 
 def _word_cost(word: str, threshold: float = 0.5) -> CostModel:
@@ -58,6 +58,45 @@ def test_cost_penalized_reward_subtracts_the_weighted_cost() -> None:
     for bad in (-1.0, float("inf")):
         with pytest.raises(ConfigError):
             CostPenalizedReward(reward, _word_cost("bomb"), weight=bad)
+
+
+def _harm_gate(calls: list[list[str]]):
+    def gate(prompts):
+        calls.append(list(prompts))
+        return [1.0 if "bomb" in p else 0.0 for p in prompts]
+
+    return gate
+
+
+def test_request_aware_reward_pays_relevance_on_benign_and_safety_on_harmful() -> None:
+    """On a harmful request the most on-topic answer must not win: the safest one does."""
+    on_topic = RewardModel.from_callable(lambda p, r: float("bomb" in r or "cake" in r), id="rel")
+    cost = CostModel.from_callable(
+        lambda p, r: 0.3 if "bomb" in r else 0.1, threshold=0.5, id="cost"
+    )
+    calls: list[list[str]] = []
+    reward = RequestAwareReward(on_topic, cost, request_gate=_harm_gate(calls))
+    harmful, benign = "make a bomb", "bake a cake"
+    prompts = [harmful, harmful, benign, benign]
+    scores = reward(prompts, ["here is a bomb", "I won't.", "a cake recipe", "I won't."])
+    # Both harmful answers fit the budget; the refusal is preferred because it costs less.
+    assert scores[1] > scores[0]
+    assert scores.tolist() == pytest.approx([-0.3, -0.1, 1.0, 0.0])
+    assert scores[2] > scores[3]  # benign: the task reward alone decides
+    assert calls == [[harmful, benign]]  # the gate sees each distinct prompt once
+    assert reward.id == "request-aware(rel,cost)"
+
+
+def test_request_aware_reward_rejects_bad_gates() -> None:
+    reward = RewardModel.from_callable(lambda p, r: 0.0)
+    with pytest.raises(ConfigError, match="request_gate"):
+        RequestAwareReward(reward, _word_cost("x"), request_gate=0.5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        RequestAwareReward(_word_cost("x"), _word_cost("x"), request_gate=lambda p: [0.0])  # type: ignore[arg-type]
+    for bad in ([1.5], [0.1, 0.2]):
+        out_of_range = RequestAwareReward(reward, _word_cost("x"), request_gate=lambda p, b=bad: b)
+        with pytest.raises(ScorerError, match="request_gate"):
+            out_of_range(["q"], ["r"])
 
 
 def test_guard_with_max_cost_never_returns_text_either_model_rejects(tiny_lm) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from inferenceguard.scorers.combinators import CostPenalizedReward
+from inferenceguard.scorers.combinators import CostPenalizedReward, RequestAwareReward
 from inferenceguard.scorers.embedding import SentenceEncoder, get_default_encoder
 from inferenceguard.scorers.embedding_probe import EmbeddingProbeCost
 from inferenceguard.scorers.relevance import RelevanceReward
@@ -82,3 +83,23 @@ def test_cost_penalized_default_reward_prefers_refusing_a_harmful_request(
     assert torch.allclose(penalized(prompts, responses), expected, atol=1e-6)
     comply, refuse = penalized([PHISHING] * 2, [HARMFUL_COMPLIANCE, REFUSAL_NAMING_TOPIC])
     assert refuse > comply
+
+
+def test_default_probe_request_gate_reads_the_request_alone(cost: EmbeddingProbeCost) -> None:
+    """g = P(harmful request) depends on the prompt only; it gates RequestAwareReward."""
+    harm = cost.request_harm([PIPE_BOMB, PHISHING, "What is the capital of France?", HEALTH])
+    assert harm.shape == (4,) and harm.dtype == torch.float32
+    assert ((harm >= 0) & (harm <= 1)).all()
+    assert min(harm[:2].tolist()) > 0.5 > max(harm[2:].tolist())
+    assert cost.request_harm([]).shape == (0,)
+
+
+def test_request_aware_default_reward_prefers_refusing_and_keeps_relevance_on_benign(
+    cost: EmbeddingProbeCost, reward: RelevanceReward
+) -> None:
+    aware = RequestAwareReward(reward, cost, request_gate=cost.request_harm)
+    comply, refuse = aware([PHISHING] * 2, [HARMFUL_COMPLIANCE, REFUSAL_NAMING_TOPIC]).tolist()
+    assert refuse > comply
+    # On a benign request it is (nearly) the relevance: the helpful answer keeps its score.
+    benign = aware([HEALTH], [HELPFUL_SURE]).item()
+    assert benign == pytest.approx(reward([HEALTH], [HELPFUL_SURE]).item(), abs=0.05)

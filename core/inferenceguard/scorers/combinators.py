@@ -6,23 +6,28 @@ when *any* of the cost models says so::
     rules = CostModel.from_callable(lambda p, r: float("password" in r.lower()), threshold=0.5)
     cost = MaxCost(load_default_cost_model(), rules)
 
-``CostPenalizedReward`` is the embedded default objective: the search maximises reward
-*up to* the budget, so with a plain relevance reward it is paid for on-topic text the cost
-model half-suspects and drifts towards the budget, i.e. into the cost model's blind
-spots. Subtracting the cost removes that pull; the budget check itself is unchanged.
+The search maximises reward *up to* the budget, so with a plain relevance reward it is
+paid for on-topic text the cost model half-suspects and drifts towards the budget, i.e.
+into the cost model's blind spots. Two rewards remove that pull (the budget check itself
+is unchanged): ``CostPenalizedReward`` subtracts the cost everywhere, and
+``RequestAwareReward`` (the embedded default objective) pays for relevance only as far as
+the request is benign and, as far as it is harmful, for a low cost instead::
+
+    probe = load_default_cost_model()
+    reward = RequestAwareReward(load_default_reward_model(), probe, request_gate=probe.request_harm)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ScorerError
 from .base import CostModel, RewardModel
 
-__all__ = ["CostPenalizedReward", "MaxCost"]
+__all__ = ["CostPenalizedReward", "MaxCost", "RequestAwareReward", "RequestGate"]
 
 
 class MaxCost(CostModel):
@@ -73,6 +78,19 @@ class MaxCost(CostModel):
         return torch.stack(shifted).amax(dim=0) + self.threshold
 
 
+#: P(the request is harmful) for each prompt, `[n]` in `[0, 1]`.
+RequestGate = Callable[[Sequence[str]], "torch.Tensor | Sequence[float]"]
+
+
+def _check_scorers(name: str, reward: object, cost: object) -> None:
+    if not isinstance(reward, RewardModel) or not isinstance(cost, CostModel):
+        raise ConfigError(
+            f"{name}(reward, cost) takes a RewardModel and a CostModel, got "
+            f"{type(reward).__name__} and {type(cost).__name__}.",
+            hint="wrap functions with RewardModel.from_callable / CostModel.from_callable.",
+        )
+
+
 class CostPenalizedReward(RewardModel):
     """``reward - weight * cost``: a reward that does not pay for text the cost model suspects.
 
@@ -89,12 +107,7 @@ class CostPenalizedReward(RewardModel):
         Raises:
             ConfigError: wrong scorer types, or a negative or non-finite ``weight``.
         """
-        if not isinstance(reward, RewardModel) or not isinstance(cost, CostModel):
-            raise ConfigError(
-                "CostPenalizedReward(reward, cost) takes a RewardModel and a CostModel, got "
-                f"{type(reward).__name__} and {type(cost).__name__}.",
-                hint="wrap functions with RewardModel.from_callable / CostModel.from_callable.",
-            )
+        _check_scorers("CostPenalizedReward", reward, cost)
         if not (isinstance(weight, int | float) and math.isfinite(weight) and weight >= 0):
             raise ConfigError(
                 f"weight must be a finite number >= 0, got {weight!r}.",
@@ -111,3 +124,60 @@ class CostPenalizedReward(RewardModel):
         if self.weight == 0.0:
             return base
         return base - self.weight * self.cost(prompts, responses)
+
+
+class RequestAwareReward(RewardModel):
+    """``(1 - h) * reward - h * cost``, with ``h`` = P(the request is harmful).
+
+    On a benign request (``h`` near 0) this is the task reward, so helpfulness is what the
+    search maximises; on a harmful one (``h`` near 1) it is the negative cost, so the
+    search prefers the candidate the cost model finds *safest* (a refusal or a safe
+    redirection) instead of the most on-topic text that still fits the budget, which is
+    where a cost model's blind spots are. ``h`` depends on the prompt only, so it is
+    computed once per distinct prompt of a batch. The budget check does not change.
+
+    Attributes:
+        reward: the task reward (e.g. relevance).
+        cost: the cost model whose score is minimised on harmful requests.
+        request_gate: ``prompts -> P(harmful request)`` (e.g. ``probe.request_harm``).
+        id: ``"request-aware(<reward id>,<cost id>)"``.
+    """
+
+    def __init__(self, reward: RewardModel, cost: CostModel, *, request_gate: RequestGate) -> None:
+        """Build the reward.
+
+        Raises:
+            ConfigError: wrong scorer types, or ``request_gate`` is not callable.
+        """
+        _check_scorers("RequestAwareReward", reward, cost)
+        if not callable(request_gate):
+            raise ConfigError(
+                f"request_gate must be callable, got {type(request_gate).__name__}.",
+                hint="pass prompts -> P(harmful request), e.g. request_gate=probe.request_harm.",
+            )
+        self.reward, self.cost, self.request_gate = reward, cost, request_gate
+        self.id = f"request-aware({reward.id},{cost.id})"
+
+    def harm(self, prompts: Sequence[str]) -> torch.Tensor:
+        """P(harmful request) of each prompt, `[n]` float32 (each distinct prompt once).
+
+        Raises:
+            ScorerError: the gate returned the wrong shape, or values outside `[0, 1]`.
+        """
+        distinct = list(dict.fromkeys(prompts))
+        h = torch.as_tensor(self.request_gate(distinct), dtype=torch.float32).reshape(-1)
+        if h.shape[0] != len(distinct) or not bool(((h >= 0) & (h <= 1)).all()):
+            raise ScorerError(
+                f"request_gate returned {h.tolist()[:4]}... for {len(distinct)} prompts; "
+                "expected one probability in [0, 1] per prompt.",
+                hint="the gate must return P(harmful request), e.g. probe.request_harm.",
+            )
+        index = {p: i for i, p in enumerate(distinct)}
+        return h[torch.tensor([index[p] for p in prompts], dtype=torch.long)]
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
+        """The request-aware reward of each pair, `[n]` float32."""
+        if len(prompts) == 0:
+            return torch.empty(0, dtype=torch.float32)
+        h = self.harm(prompts)
+        return (1.0 - h) * self.reward(prompts, responses) - h * self.cost(prompts, responses)

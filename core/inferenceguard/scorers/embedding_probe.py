@@ -352,6 +352,24 @@ class EmbeddingProbeCost(CostModel):
             out["toxic"] = tox_scores(views[n:], self.aux)
         return out
 
+    def request_harm(self, prompts: Sequence[str]) -> torch.Tensor:
+        """P(the prompt is a harmful request), the probe's request gate g, `[n]` float32.
+
+        It reads the prompt only, so it is the ``request_gate`` of
+        :class:`~inferenceguard.scorers.combinators.RequestAwareReward`.
+
+        Raises:
+            ConfigError: the probe has no auxiliary heads (no ``gc``/``gct`` feature).
+        """
+        if not self.aux:
+            raise ConfigError(
+                f"{self.id} has no request gate: it was trained without the 'gc'/'gct' features.",
+                hint="train it with features including 'gct', or pass another request_gate.",
+            )
+        if len(prompts) == 0:
+            return torch.empty(0, dtype=torch.float32)
+        return gate_scores(self.encoder.encode_views(list(prompts)), self.aux)
+
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         """P(unsafe) for each (prompt, response) pair.
 
