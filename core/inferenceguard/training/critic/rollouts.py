@@ -111,25 +111,49 @@ class PromptItem:
     source: str
 
 
-def prompt_items(specs: Iterable[PromptSpec | str], limit: int | None = None) -> list[PromptItem]:
-    """Load prompt files into unique :class:`PromptItem` s, in file order.
+def _load_spec(spec: PromptSpec | str, limit: int | None) -> tuple[str, list[str]]:
+    """(source name, prompts) of one spec: a prompt file, or a built-in prompt set's name."""
+    if isinstance(spec, str) and not Path(spec).exists():
+        from ...evaluation.tasks import BUILTIN_SETS, load_prompt_set
+
+        if spec in BUILTIN_SETS:
+            # The evaluation's own loader: its filters (XSTest's safe prompts only,
+            # HarmBench's standard behaviours) and ``limit`` spread over the whole file.
+            prompt_set = load_prompt_set(spec, limit=limit)
+            return prompt_set.name, list(prompt_set.prompts)
+    spec = PromptSpec.parse(spec) if isinstance(spec, str) else spec
+    return spec.name, spec.load(limit)
+
+
+def prompt_items(
+    specs: Iterable[PromptSpec | str],
+    limit: int | Sequence[int | None] | None = None,
+) -> list[PromptItem]:
+    """Load prompt files or built-in prompt sets into unique :class:`PromptItem` s, in order.
 
     Args:
-        specs: ``FILE[:COLUMN]`` strings or :class:`PromptSpec` s.
-        limit: at most this many prompts from each file (the first ones).
+        specs: ``FILE[:COLUMN]`` strings, :class:`PromptSpec` s, or names of built-in prompt
+            sets (:data:`inferenceguard.evaluation.tasks.BUILTIN_SETS`, e.g. ``"xstest_safe"``).
+        limit: at most this many prompts from each spec (a file's first ones; a built-in
+            set's spread evenly over it), or one limit per spec.
 
     Returns:
-        The prompts; a prompt that appears twice is kept once, with its first source.
+        The prompts; a prompt that appears twice is kept once, with its first source (the
+        file stem, or the built-in set's name).
     """
+    specs = list(specs)
+    limits = list(limit) if isinstance(limit, Sequence) else [limit] * len(specs)
+    if len(limits) != len(specs):
+        raise ConfigError(f"{len(limits)} limits were given for {len(specs)} prompt specs.")
     items: list[PromptItem] = []
     seen: set[str] = set()
-    for spec in specs:
-        spec = PromptSpec.parse(spec) if isinstance(spec, str) else spec
-        for text in spec.load(limit):
+    for spec, n in zip(specs, limits, strict=True):
+        source, texts = _load_spec(spec, n)
+        for text in texts:
             pid = prompt_id(text)
             if pid not in seen:
                 seen.add(pid)
-                items.append(PromptItem(pid, text, spec.name))
+                items.append(PromptItem(pid, text, source))
     return items
 
 
@@ -436,10 +460,13 @@ def collect_rollouts(
             the records do not depend on it (every prompt has its own generator).
 
     Raises:
-        ConfigError: ``out_dir`` holds rollouts made with other settings, or ids repeat.
+        ConfigError: ``out_dir`` holds rollouts made with other settings, ids repeat, or
+            ``in_flight`` < 1.
     """
     from tqdm.auto import tqdm
 
+    if in_flight < 1:
+        raise ConfigError(f"in_flight must be at least 1, got {in_flight}.", hint="e.g. 8.")
     out = Path(out_dir)
     ids = [p.id for p in prompts]
     if len(set(ids)) != len(ids):
