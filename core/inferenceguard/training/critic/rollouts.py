@@ -430,6 +430,16 @@ def _finished(out: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
+def _checked_ids(prompts: Sequence[PromptItem], in_flight: int) -> list[str]:
+    """The prompts' ids, refusing repeated ids and a non-positive ``in_flight``."""
+    if in_flight < 1:
+        raise ConfigError(f"in_flight must be at least 1, got {in_flight}.", hint="e.g. 8.")
+    ids = [p.id for p in prompts]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("Prompt ids repeat; build the list with prompt_items() to dedupe.")
+    return ids
+
+
 def collect_rollouts(
     prompts: Sequence[PromptItem],
     lm: LocalLM,
@@ -465,12 +475,8 @@ def collect_rollouts(
     """
     from tqdm.auto import tqdm
 
-    if in_flight < 1:
-        raise ConfigError(f"in_flight must be at least 1, got {in_flight}.", hint="e.g. 8.")
+    ids = _checked_ids(prompts, in_flight)
     out = Path(out_dir)
-    ids = [p.id for p in prompts]
-    if len(set(ids)) != len(ids):
-        raise ConfigError("Prompt ids repeat; build the list with prompt_items() to dedupe.")
     info = init_distributed()
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, _settings_doc(lm, cost_model, reward_model, settings), info)
