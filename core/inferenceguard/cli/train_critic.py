@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..scorers.base import CostModel, RewardModel
     from ..training.critic.rollouts import PromptItem, RolloutData, RolloutSettings
 
-__all__ = ["DEFAULT_PROMPTS", "default_prompt_specs", "register", "run"]
+__all__ = ["DEFAULT_MIX", "DEFAULT_PROMPTS", "default_prompt_specs", "register", "run"]
 
 #: The shipped critic's prompt mix: (built-in prompt set, prompts taken from it, spread
 #: evenly over the set; :data:`inferenceguard.evaluation.tasks.BUILTIN_SETS`). Half harmful
@@ -45,8 +45,9 @@ DEFAULT_MIX: tuple[tuple[str, int], ...] = (
 #: The prompt specs of :data:`DEFAULT_MIX` (what ``--prompts`` defaults to).
 DEFAULT_PROMPTS: tuple[str, ...] = tuple(name for name, _ in DEFAULT_MIX)
 
-#: Settings of the shipped critic (the CLI defaults): 400 prompts x 8 samples = 3,200
-#: responses, sized for about 30 min of rollouts on 2 CPU cores with --threads 1.
+#: Settings of the shipped critic (the CLI defaults): 400 prompts (398 once two
+#: MaliciousInstruct prompts that StrongREJECT also has are kept once) x 8 samples = 3,184
+#: responses, sized for about 25-30 min of rollouts on 2 quiet CPU cores with --threads 1.
 DEFAULT_SAMPLES = 8  # responses per prompt: 8 rows cost little more than 4 per forward
 # The search's own defaults: a critic only fits a search with the same block length and
 # sampler.
