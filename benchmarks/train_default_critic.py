@@ -4,13 +4,14 @@ It is ``inferenceguard train-critic`` with its defaults — embedded SmolLM2-135
 the shipped cost probe and MiniLM relevance reward, 400 prompts from the built-in sets
 (harmful: AdvBench 64, HarmBench test 48, StrongREJECT 56, MaliciousInstruct 32, two of
 which StrongREJECT also has, kept once; benign: harmless Alpaca 96, XSTest safe 64,
-MT-Bench 40), 8 samples per prompt (398 x 8 = 3,184 responses), blocks of 16 tokens, up to 64 tokens, temperature 1.0, seed 0, 8 prompts in flight — on
-one torch thread, so the arithmetic does not depend on the core count::
+MT-Bench 40), 8 samples per prompt (398 x 8 = 3,184 responses), blocks of 16 tokens, up
+to 64 tokens, temperature 1.0, seed 0, 8 prompts in flight — on one torch
+thread, so the arithmetic does not depend on the core count::
 
     HF_HUB_OFFLINE=1 python benchmarks/train_default_critic.py   # ~25-30 min, 2 quiet cores
     HF_HUB_OFFLINE=1 python benchmarks/train_default_critic.py --check  # compare, don't overwrite
-    HF_HUB_OFFLINE=1 python benchmarks/train_default_critic.py --limit 3 --samples-per-prompt 4 \\
-        --max-new-tokens 32 --out /tmp/critic-smoke                      # ~1 min smoke run
+    HF_HUB_OFFLINE=1 python benchmarks/train_default_critic.py --limit 4 --samples-per-prompt 4 \\
+        --max-new-tokens 32 --out /tmp/critic-smoke   # 28 prompts end to end, ~3 min
 
 Rollouts are cached under ``$INFERENCEGUARD_HOME/critic_rollouts/`` and resume after an
 interruption; with the cache in place a rerun only retrains (a few minutes), and the

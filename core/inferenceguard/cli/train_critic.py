@@ -63,8 +63,8 @@ EPILOG = """examples:
   # 400 prompts x 8 samples, ~30 min on 2 CPU cores)
   inferenceguard train-critic --out core/inferenceguard/assets/default_critic --threads 1
 
-  # a quick end-to-end check: 3 prompts per built-in set (21), 4 samples, 32 tokens
-  inferenceguard train-critic --limit 3 --samples-per-prompt 4 --max-new-tokens 32 \\
+  # a quick end-to-end check: 4 prompts per built-in set (28), 4 samples, 32 tokens
+  inferenceguard train-critic --limit 4 --samples-per-prompt 4 --max-new-tokens 32 \\
       --threads 1 --out /tmp/critic-smoke
 
   # your own model, cost model and prompts (FILE[:COLUMN], repeatable)
