@@ -17,7 +17,7 @@ def test_cli_help_has_examples(capsys):
     assert "--samples-per-prompt" in out and "examples:" in out and "accelerate launch" in out
     assert "-m inferenceguard.cli train-critic" in out
     # The default mix and batching are visible where a user looks for them.
-    assert "--in-flight" in out and "xstest_safe (64)" in out
+    assert "--in-flight" in out and "xstest_safe" in out and "200 harmful" in " ".join(out.split())
 
 
 def test_cli_trains_and_saves_a_loadable_critic(tiny_lm, tmp_path, monkeypatch, capsys):

@@ -99,3 +99,27 @@ def test_critic_json_says_what_the_value_head_predicts(saved):
     assert "final reward" in VALUE_TARGET
     # Calibration of the safety head on both held-out splits, for the summary and the check.
     assert all(isinstance(meta["metrics"][s]["ece"], float) for s in ("val", "test"))
+
+
+def test_value_target_is_each_blocks_own_response_final_reward(tiny_lm, tmp_path):
+    """The Monte-Carlo return: every block of a response carries that response's verified
+    final reward, so blocks of one prompt that lead to different responses differ."""
+    from safetensors.torch import load_file
+
+    from inferenceguard import RewardModel
+    from inferenceguard.training.critic import load_rollouts
+
+    reward = RewardModel.from_callable(lambda p, r: float(len(r)), id="length-reward")
+    items = prompt_items([str(_txt(tmp_path))])
+    settings = RolloutSettings(samples_per_prompt=4, block_len=4, max_new_tokens=12, seed=2)
+    collect_rollouts(items, tiny_lm, length_cost(), reward, settings, tmp_path / "r", progress=False, in_flight=2)  # fmt: skip
+    data = load_rollouts(tmp_path / "r")
+    varied = False
+    for index, record in enumerate(data.records):
+        sample = load_file(tmp_path / "r" / record["hidden_file"])["sample"]
+        finals = torch.tensor([r["reward"] for r in record["responses"]])
+        assert finals.tolist() == [float(len(r["text"])) for r in record["responses"]]
+        rows = data.prompt_index == index
+        assert torch.equal(data.reward[rows], finals[sample])
+        varied |= len(set(data.reward[rows].tolist())) > 1
+    assert varied
