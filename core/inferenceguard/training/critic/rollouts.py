@@ -464,7 +464,7 @@ def collect_rollouts(
         lm, cost_model, reward_model: the models the search will use.
         settings: the sampling settings.
         out_dir: output folder (created; reused to resume).
-        progress: show a tqdm bar per rank.
+        progress: show a tqdm bar per rank (responses done, responses/s, time left).
         on_prompt: called after each finished prompt (tests use it to interrupt a run).
         in_flight: prompts rolled out at once, sharing batched forwards and scorer calls;
             the records do not depend on it (every prompt has its own generator).
@@ -485,12 +485,12 @@ def collect_rollouts(
     mine = [p for p in parts.mine(prompts) if p.id not in done]
     if info.is_main and len(done):
         logger.warning("Resuming in %s: %d of %d prompts already done.", out, len(done), len(ids))
-    bar = tqdm(
-        total=len(mine),
+    bar = tqdm(  # counts responses, the unit the recipe is sized in
+        total=len(mine) * settings.samples_per_prompt,
         desc=f"rollouts[rank {info.rank}]" if info.world_size > 1 else "rollouts",
         position=info.rank,
         disable=not progress,
-        unit="prompt",
+        unit="response",
     )
     with bar:
         _roll_out_all(mine, (lm, cost_model, reward_model), settings, out, parts, bar, on_prompt, in_flight)  # fmt: skip
@@ -520,7 +520,7 @@ def _roll_out_all(
         record, tensors = rollout_prompt(*models, item, settings, **batched)
         with lock:
             _write_prompt(out, parts, item, record, tensors)
-            bar.update(1)
+            bar.update(len(record["responses"]))
             if on_prompt is not None:
                 on_prompt(item)
 
