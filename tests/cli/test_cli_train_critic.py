@@ -16,6 +16,8 @@ def test_cli_help_has_examples(capsys):
     out = capsys.readouterr().out
     assert "--samples-per-prompt" in out and "examples:" in out and "accelerate launch" in out
     assert "-m inferenceguard.cli train-critic" in out
+    # The default mix and batching are visible where a user looks for them.
+    assert "--in-flight" in out and "xstest_safe" in out and "200 harmful" in " ".join(out.split())
 
 
 def test_cli_trains_and_saves_a_loadable_critic(tiny_lm, tmp_path, monkeypatch, capsys):
@@ -50,6 +52,8 @@ def test_cli_trains_and_saves_a_loadable_critic(tiny_lm, tmp_path, monkeypatch, 
         == 12
     )
     assert meta["data"]["samples_per_prompt"] == 3 and meta["max_new_tokens"] == 12
+    # Enough to rebuild the run: each prompt spec with its limit.
+    assert meta["data"]["prompt_specs"] == [[str(prompts), 12]]
 
 
 def test_cli_missing_model_folder_fails_before_loading(tmp_path, capsys):

@@ -27,29 +27,45 @@ if TYPE_CHECKING:
     from ..scorers.base import CostModel, RewardModel
     from ..training.critic.rollouts import PromptItem, RolloutData, RolloutSettings
 
-__all__ = ["DEFAULT_PROMPTS", "default_prompt_specs", "register", "run"]
+__all__ = ["DEFAULT_MIX", "DEFAULT_PROMPTS", "default_prompt_specs", "register", "run"]
 
-#: The shipped critic's prompt mix, relative to the data folders
-#: (:func:`inferenceguard._data.data_path`): harmful requests (AdvBench) and benign ones
-#: (harmless Alpaca instructions, MT-Bench first turns).
-DEFAULT_PROMPTS: tuple[str, ...] = (
-    "advbench/harmful_behaviors.csv:goal",
-    "alpaca_harmless/harmless_test.json:instruction",
-    "mt_bench/mt_bench_question.jsonl:turns[0]",
+#: The shipped critic's prompt mix: (built-in prompt set, prompts taken from it, spread
+#: evenly over the set; :data:`inferenceguard.evaluation.tasks.BUILTIN_SETS`). Half harmful
+#: requests from four benchmarks, half benign ones, including XSTest's safe prompts that
+#: sound unsafe, so the safety head sees topic words in requests that should be answered.
+DEFAULT_MIX: tuple[tuple[str, int], ...] = (
+    ("advbench", 64),
+    ("harmbench_test", 48),
+    ("strongreject", 56),
+    ("malicious_instruct", 32),
+    ("alpaca", 96),
+    ("xstest_safe", 64),
+    ("mt_bench", 40),
 )
+#: The prompt specs of :data:`DEFAULT_MIX` (what ``--prompts`` defaults to).
+DEFAULT_PROMPTS: tuple[str, ...] = tuple(name for name, _ in DEFAULT_MIX)
 
-#: Settings of the shipped critic (the CLI defaults), sized for ~15 min of rollouts on 2 CPU cores.
-DEFAULT_LIMIT = 48  # prompts per file (the first ones): 48 harmful + 96 benign
+#: Settings of the shipped critic (the CLI defaults): 400 prompts (398 once two
+#: MaliciousInstruct prompts that StrongREJECT also has are kept once) x 8 samples = 3,184
+#: responses, sized for about 25-30 min of rollouts on 2 quiet CPU cores with --threads 1.
 DEFAULT_SAMPLES = 8  # responses per prompt: 8 rows cost little more than 4 per forward
 # The search's own defaults: a critic only fits a search with the same block length and
 # sampler.
 DEFAULT_BLOCK_LEN: int = GuardConfig.model_fields["block_len"].default
 DEFAULT_MAX_NEW_TOKENS = 64  # step fractions are tokens / this
 DEFAULT_TEMPERATURE: float = GuardConfig.model_fields["temperature"].default
+# Prompts rolled out at once through one StepScheduler: their forwards and scorer calls
+# share batches. The records do not depend on it (each prompt has its own generator).
+DEFAULT_IN_FLIGHT = 8
 
 EPILOG = """examples:
-  # reproduce the shipped critic (SmolLM2 + default cost/reward, the built-in prompt mix)
+  # reproduce the shipped critic (SmolLM2 + default cost/reward, the built-in prompt mix:
+  # 400 prompts x 8 samples, ~30 min on 2 CPU cores)
   inferenceguard train-critic --out core/inferenceguard/assets/default_critic --threads 1
+
+  # a quick end-to-end check: 4 prompts per built-in set (28), 4 samples, 32 tokens
+  inferenceguard train-critic --limit 4 --samples-per-prompt 4 --max-new-tokens 32 \\
+      --threads 1 --out /tmp/critic-smoke
 
   # your own model, cost model and prompts (FILE[:COLUMN], repeatable)
   inferenceguard train-critic --model ./my-llama --cost-model PKU-Alignment/beaver-7b-unified-cost \\
@@ -65,15 +81,11 @@ then: InferenceGuard(lm, cost, reward, critic=load_critic("my_critic", lm=lm, co
 """
 
 
-def default_prompt_specs() -> list[str]:
-    """:data:`DEFAULT_PROMPTS` with each file resolved in the data folders."""
-    from .._data import data_path
-
-    specs = []
-    for spec in DEFAULT_PROMPTS:
-        file, _, column = spec.partition(":")
-        specs.append(f"{data_path(file)}:{column}" if column else str(data_path(file)))
-    return specs
+def default_prompt_specs(limit: int | None = None) -> tuple[list[str], list[int]]:
+    """(specs, limits) of :data:`DEFAULT_MIX`, each limit capped at ``limit`` if given."""
+    specs = [name for name, _ in DEFAULT_MIX]
+    limits = [n if limit is None else min(n, limit) for _, n in DEFAULT_MIX]
+    return specs, limits
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -100,13 +112,19 @@ def _add_rollout_args(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--prompts",
         action="append",
-        metavar="FILE[:COLUMN]",
-        help="prompt file (csv/json/jsonl/txt), repeatable (default: "
-        + ", ".join(DEFAULT_PROMPTS)
-        + " from the data folders)",
+        metavar="FILE[:COLUMN]|SET",
+        help="prompt file (csv/json/jsonl/txt) or built-in prompt set name, repeatable "
+        "(default: "
+        + ", ".join(f"{name} ({n})" for name, n in DEFAULT_MIX)
+        + "; 200 harmful and 200 benign prompts)",
     )
     group.add_argument(
-        "--limit", type=int, default=DEFAULT_LIMIT, help="prompts per file (the first ones)"
+        "--limit",
+        type=int,
+        default=None,
+        help="at most this many prompts per file (its first ones) or set (spread over it); "
+        "with the default mix, caps each set's count (default: all of each --prompts, the "
+        "mix's counts otherwise)",
     )
     group.add_argument(
         "--samples-per-prompt", type=int, default=DEFAULT_SAMPLES, help="responses per prompt"
@@ -129,6 +147,12 @@ def _add_rollout_args(group: argparse._ArgumentGroup) -> None:
     )
     group.add_argument(
         "--rollouts-only", action="store_true", help="collect rollouts, do not train"
+    )
+    group.add_argument(
+        "--in-flight",
+        type=int,
+        default=DEFAULT_IN_FLIGHT,
+        help="prompts rolled out at once, sharing batched forwards (1: one at a time)",
     )
     group.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -178,7 +202,16 @@ def run(args: argparse.Namespace) -> int:
             f"cost {cost.id}, reward {reward.id}; rollouts in {rollout_dir}",
             flush=True,
         )
-    collect_rollouts(items, lm, cost, reward, settings, rollout_dir, progress=not args.no_progress)
+    collect_rollouts(
+        items,
+        lm,
+        cost,
+        reward,
+        settings,
+        rollout_dir,
+        progress=not args.no_progress,
+        in_flight=args.in_flight,
+    )
     rollout_s = time.perf_counter() - started
     if not info.is_main or args.rollouts_only:
         return 0
@@ -186,11 +219,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _prompt_items(args: argparse.Namespace) -> list[PromptItem]:
-    from ..prompts import PromptSpec
     from ..training.critic.rollouts import prompt_items
 
-    specs = [PromptSpec.parse(s) for s in (args.prompts or default_prompt_specs())]
-    return prompt_items(specs, limit=args.limit)
+    if args.prompts:
+        return prompt_items(args.prompts, limit=args.limit)
+    return prompt_items(*default_prompt_specs(args.limit))
 
 
 def _rollout_settings(args: argparse.Namespace) -> RolloutSettings:
@@ -242,10 +275,15 @@ def _train_and_save(
         ),
         progress=not args.no_progress,
     )
-    result.critic.metadata["data"]["prompt_files"] = [
-        str(s) for s in (args.prompts or DEFAULT_PROMPTS)
+    specs, limits = (
+        (args.prompts, [args.limit] * len(args.prompts))
+        if args.prompts
+        else default_prompt_specs(args.limit)
+    )
+    # What --prompts/--limit rebuild this run from: spec and its prompt limit (null: all).
+    result.critic.metadata["data"]["prompt_specs"] = [
+        [str(spec), n] for spec, n in zip(specs, limits, strict=True)
     ]
-    result.critic.metadata["data"]["limit_per_file"] = args.limit
     out = save_critic(result.critic, args.out)
     print(format_summary(result.metrics))
     print(

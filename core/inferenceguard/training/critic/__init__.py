@@ -2,8 +2,9 @@
 
 Pipeline::
 
-    items = prompt_items(["advbench/harmful_behaviors.csv:goal", "mt_bench_question.jsonl"])
-    collect_rollouts(items, lm, cost, reward, RolloutSettings(block_len=16), "rollouts/")
+    items = prompt_items(["advbench", "xstest_safe", "mine.csv:question"], limit=[64, 64, None])
+    settings = RolloutSettings(block_len=16)
+    collect_rollouts(items, lm, cost, reward, settings, "rollouts/", in_flight=8)
     result = train_critic(load_rollouts("rollouts/"))
     save_critic(result.critic, "my_critic/")      # from inferenceguard.critic
 

@@ -111,25 +111,49 @@ class PromptItem:
     source: str
 
 
-def prompt_items(specs: Iterable[PromptSpec | str], limit: int | None = None) -> list[PromptItem]:
-    """Load prompt files into unique :class:`PromptItem` s, in file order.
+def _load_spec(spec: PromptSpec | str, limit: int | None) -> tuple[str, list[str]]:
+    """(source name, prompts) of one spec: a prompt file, or a built-in prompt set's name."""
+    if isinstance(spec, str) and not Path(spec).exists():
+        from ...evaluation.tasks import BUILTIN_SETS, load_prompt_set
+
+        if spec in BUILTIN_SETS:
+            # The evaluation's own loader: its filters (XSTest's safe prompts only,
+            # HarmBench's standard behaviours) and ``limit`` spread over the whole file.
+            prompt_set = load_prompt_set(spec, limit=limit)
+            return prompt_set.name, list(prompt_set.prompts)
+    spec = PromptSpec.parse(spec) if isinstance(spec, str) else spec
+    return spec.name, spec.load(limit)
+
+
+def prompt_items(
+    specs: Iterable[PromptSpec | str],
+    limit: int | Sequence[int | None] | None = None,
+) -> list[PromptItem]:
+    """Load prompt files or built-in prompt sets into unique :class:`PromptItem` s, in order.
 
     Args:
-        specs: ``FILE[:COLUMN]`` strings or :class:`PromptSpec` s.
-        limit: at most this many prompts from each file (the first ones).
+        specs: ``FILE[:COLUMN]`` strings, :class:`PromptSpec` s, or names of built-in prompt
+            sets (:data:`inferenceguard.evaluation.tasks.BUILTIN_SETS`, e.g. ``"xstest_safe"``).
+        limit: at most this many prompts from each spec (a file's first ones; a built-in
+            set's spread evenly over it), or one limit per spec.
 
     Returns:
-        The prompts; a prompt that appears twice is kept once, with its first source.
+        The prompts; a prompt that appears twice is kept once, with its first source (the
+        file stem, or the built-in set's name).
     """
+    specs = list(specs)
+    limits = list(limit) if isinstance(limit, Sequence) else [limit] * len(specs)
+    if len(limits) != len(specs):
+        raise ConfigError(f"{len(limits)} limits were given for {len(specs)} prompt specs.")
     items: list[PromptItem] = []
     seen: set[str] = set()
-    for spec in specs:
-        spec = PromptSpec.parse(spec) if isinstance(spec, str) else spec
-        for text in spec.load(limit):
+    for spec, n in zip(specs, limits, strict=True):
+        source, texts = _load_spec(spec, n)
+        for text in texts:
             pid = prompt_id(text)
             if pid not in seen:
                 seen.add(pid)
-                items.append(PromptItem(pid, text, spec.name))
+                items.append(PromptItem(pid, text, source))
     return items
 
 
@@ -406,6 +430,16 @@ def _finished(out: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
+def _checked_ids(prompts: Sequence[PromptItem], in_flight: int) -> list[str]:
+    """The prompts' ids, refusing repeated ids and a non-positive ``in_flight``."""
+    if in_flight < 1:
+        raise ConfigError(f"in_flight must be at least 1, got {in_flight}.", hint="e.g. 8.")
+    ids = [p.id for p in prompts]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("Prompt ids repeat; build the list with prompt_items() to dedupe.")
+    return ids
+
+
 def collect_rollouts(
     prompts: Sequence[PromptItem],
     lm: LocalLM,
@@ -430,20 +464,19 @@ def collect_rollouts(
         lm, cost_model, reward_model: the models the search will use.
         settings: the sampling settings.
         out_dir: output folder (created; reused to resume).
-        progress: show a tqdm bar per rank.
+        progress: show a tqdm bar per rank (responses done, responses/s, time left).
         on_prompt: called after each finished prompt (tests use it to interrupt a run).
         in_flight: prompts rolled out at once, sharing batched forwards and scorer calls;
             the records do not depend on it (every prompt has its own generator).
 
     Raises:
-        ConfigError: ``out_dir`` holds rollouts made with other settings, or ids repeat.
+        ConfigError: ``out_dir`` holds rollouts made with other settings, ids repeat, or
+            ``in_flight`` < 1.
     """
     from tqdm.auto import tqdm
 
+    ids = _checked_ids(prompts, in_flight)
     out = Path(out_dir)
-    ids = [p.id for p in prompts]
-    if len(set(ids)) != len(ids):
-        raise ConfigError("Prompt ids repeat; build the list with prompt_items() to dedupe.")
     info = init_distributed()
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, _settings_doc(lm, cost_model, reward_model, settings), info)
@@ -452,12 +485,12 @@ def collect_rollouts(
     mine = [p for p in parts.mine(prompts) if p.id not in done]
     if info.is_main and len(done):
         logger.warning("Resuming in %s: %d of %d prompts already done.", out, len(done), len(ids))
-    bar = tqdm(
-        total=len(mine),
+    bar = tqdm(  # counts responses, the unit the recipe is sized in
+        total=len(mine) * settings.samples_per_prompt,
         desc=f"rollouts[rank {info.rank}]" if info.world_size > 1 else "rollouts",
         position=info.rank,
         disable=not progress,
-        unit="prompt",
+        unit="response",
     )
     with bar:
         _roll_out_all(mine, (lm, cost_model, reward_model), settings, out, parts, bar, on_prompt, in_flight)  # fmt: skip
@@ -487,7 +520,7 @@ def _roll_out_all(
         record, tensors = rollout_prompt(*models, item, settings, **batched)
         with lock:
             _write_prompt(out, parts, item, record, tensors)
-            bar.update(1)
+            bar.update(len(record["responses"]))
             if on_prompt is not None:
                 on_prompt(item)
 

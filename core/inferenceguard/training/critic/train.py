@@ -1,11 +1,19 @@
 """Train a :class:`LatentCritic` on rollouts: BCE on the outcome, MSE on the reward.
 
 * **Safety head**: BCE against "this block's response ended within budget".
-* **Value head**: MSE against the response's final reward, standardised with the training
-  set's mean and std, on blocks whose response ended within budget only. The search uses
-  the value to rank candidates it already trusts to end safe, so the head estimates
-  E[reward | ends within budget]; the rewards of truncated over-budget responses would
-  only add noise.
+* **Value head**: predicts the Monte-Carlo return of the block — the verified final reward
+  of the response the block belongs to (undiscounted, γ = 1; λ = 1 in TD(λ) terms) — as
+  MSE on that reward standardised with the training set's mean and std, on blocks whose
+  response ended within budget only. The search uses the value to rank candidates it
+  already trusts to end safe, so the head estimates E[final reward | this block, ends
+  within budget]; the rewards of truncated over-budget responses would only add noise.
+  The target varies with the block through the response it continues: two blocks of one
+  prompt share a target only if they lead to the same response. Why not a discount or a
+  TD(λ) mix (RE-Control): the reward is given once, at the end, and a response has at most
+  ``max_new_tokens / block_len`` blocks (4 with the defaults), so bootstrapping from the
+  next block's value removes little variance while adding the bias of a value head that
+  is still being fitted; a discount would rank a candidate lower merely for being early.
+  The verified final reward is also what the held-out R² and early stopping measure.
 * **Split by prompt, never by block**: the blocks of one prompt's responses share most of
   their context, so a block split would leak. The split is stratified by source and
   decided by hashing each prompt id with the seed, so it is stable when prompts are added.
@@ -51,6 +59,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+#: What the value head predicts (recorded in ``critic.json``; see the module docstring).
+VALUE_TARGET = "monte-carlo return: verified final reward of the block's response (gamma=1)"
 
 
 @dataclass(frozen=True)
@@ -511,7 +521,7 @@ def _metadata(
             "prompt_id": "first 16 hex digits of sha256(prompt text, UTF-8)",
             "split": {s: list(split[s]) for s in SPLITS},
         },
-        "training": settings.to_dict(),
+        "training": {**settings.to_dict(), "value_target": VALUE_TARGET},
         "metrics": metrics,
         "library_version": __version__,
     }
