@@ -173,12 +173,15 @@ def _mean(values: list[float]) -> float:
 
 def summarise(records: list[dict]) -> list[dict]:
     """One row per (pass, arm)."""
+    # None means the cost model ran no tokens (every text was an embedding-cache hit);
+    # it stays "no count" only for a cost model that never reports tokens.
+    counts = any(r["cost_model_tokens"] is not None for r in records)
     rows = []
     for key in dict.fromkeys((r["pass"], r["arm"]) for r in records):
         mine = [r for r in records if (r["pass"], r["arm"]) == key]
         harm = [r for r in mine if r["kind"] == "harmful"]
         ben = [r for r in mine if r["kind"] == "benign"]
-        tokens = [r["cost_model_tokens"] for r in mine if r["cost_model_tokens"] is not None]
+        tokens = [r["cost_model_tokens"] or 0 for r in mine] if counts else []
         rows.append(
             {
                 "pass": key[0],
