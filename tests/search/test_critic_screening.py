@@ -97,7 +97,10 @@ def check_verified(lm, chunks, seen, scored, budget: float, mode: str) -> None:
         if mode == "prefix":
             assert all(z >= 0 for z in b.z_trace)
     result = chunks[-1].result
-    assert result.safety.safe and result.text in scored and scored[result.text] <= budget
+    # The answer is verified within budget, or nothing at all (when even the refusal and
+    # the empty string score over budget, as a random cost model may have it).
+    if result.text:
+        assert result.safety.safe and result.text in scored and scored[result.text] <= budget
     assert result.safety.cost_evaluations <= result.safety.candidates_sampled
 
 
