@@ -306,3 +306,30 @@ def test_screening_without_a_critic_verifies_everything_and_warns_once(
     assert first.cost_evaluations == first.candidates_sampled
     assert sum("critic_screening" in r.getMessage() for r in caplog.records) == 1
     assert GuardConfig().critic_screening is False  # off until the ablation says otherwise
+
+
+def test_screen_fills_each_requests_slots_in_the_critics_order(make_ctx, make_block):
+    calls: list[list[str]] = []
+
+    def cost_batch(prompts, texts):
+        calls.append(sorted(texts))
+        return [float(t.startswith("bad")) for t in texts]
+
+    class Fixed:
+        def predict(self, hidden, z, step_frac):
+            return torch.tensor([0.9, 0.8, 0.1, 0.9, 0.7, 0.2]), torch.zeros(6)
+
+    cost = CostModel.from_callable(cost_batch, threshold=0.5, batched=True)
+    ctx = make_ctx(cost=cost, critic_screening=True, critic_ranking="value")
+    ctx = dataclasses.replace(ctx, critic=Fixed())
+    texts = ["bad0", "ok1", "ok2", "bad3", "bad4", "ok5"]
+    cands = steps.Candidates(
+        parents=torch.arange(6), request=torch.tensor([0, 0, 0, 1, 1, 1]),
+        block=make_block([3] * 6, [False] * 6), tokens=[[i] for i in range(6)], texts=texts,
+    )  # fmt: skip
+    steps.screen(ctx, cands, torch.full((6,), float("-inf")), slots=1, tokens_budgeted=3)
+    # Each request's best first; then, per request whose pick failed, its next one.
+    assert calls == [["bad0", "bad3"], ["bad4", "ok1"], ["ok5"]]
+    assert cands.checked.tolist() == [True, True, False, True, True, True]
+    assert cands.safe.tolist() == [False, True, False, False, False, True]
+    assert cands.z[2] == float("-inf") and ctx.stats.cost_evaluations == 5
