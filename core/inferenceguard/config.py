@@ -151,8 +151,8 @@ class GuardConfig(BaseModel):
     (``SafetyReport.cost_evaluations``). With ``critic_ranking="reward"`` the reward model
     still scores every candidate; ``"value"`` ranks by the critic alone. Needs a critic in
     use: without one loaded (or with ``use_critic=False``, or for the baselines, which use
-    no critic) every candidate is verified as usual, and a guard without a critic logs a
-    warning once."""
+    no critic) every candidate is verified as usual, and the first such request of a
+    process without a critic logs a warning. Works in both ``safety_mode`` values."""
 
     adaptive: bool = False
     """Compute that adapts to risk: while every candidate is at least ``adaptive_margin``
