@@ -139,13 +139,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-benign", type=int, default=N_BENIGN)
     parser.add_argument("--n-candidates", type=int, default=N_CANDIDATES)
     parser.add_argument("--n-beams", type=int, default=N_BEAMS)
+    parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--out", type=Path, default=OUT)
     return parser.parse_args(argv)
 
 
 def load_guard(args: argparse.Namespace) -> Any:
-    """The embedded defaults with the shipped critic, at the critic's own settings."""
+    """The embedded defaults with the shipped critic, at the critic's own settings
+    (``args``: ``n_candidates``, ``n_beams``, ``max_new_tokens``)."""
     from inferenceguard import GuardConfig, InferenceGuard, LocalLM
     from inferenceguard.critic import load_default_critic
     from inferenceguard.scorers.defaults import (
@@ -154,10 +156,10 @@ def load_guard(args: argparse.Namespace) -> Any:
     )
 
     config = GuardConfig(
+        block_len=min(BLOCK_LEN, args.max_new_tokens),
         n_candidates=args.n_candidates,
         n_beams=args.n_beams,
-        block_len=BLOCK_LEN,
-        max_new_tokens=MAX_NEW_TOKENS,
+        max_new_tokens=args.max_new_tokens,
         temperature=TEMPERATURE,
     )
     lm = LocalLM.from_pretrained(device="cpu")

@@ -141,6 +141,19 @@ class GuardConfig(BaseModel):
     predicts reward poorly (test R² 0.04), so its safety head filters and the reward model
     ranks by default."""
 
+    critic_screening: bool = False
+    """Critic-first verification (beyond the paper): each step ranks its candidates by the
+    critic (predicted ``p_safe ≥ critic_threshold`` first, then by the ``critic_ranking``
+    score) and the cost model verifies only the best ``n_beams``, then the next ones in
+    rank order for the slots whose candidates failed, until ``n_beams`` are within budget
+    or every candidate is verified. An unverified candidate is never kept, committed or
+    returned, so the guarantee is unchanged; only the number of cost-model calls drops
+    (``SafetyReport.cost_evaluations``). With ``critic_ranking="reward"`` the reward model
+    still scores every candidate; ``"value"`` ranks by the critic alone. Needs a critic in
+    use: without one loaded (or with ``use_critic=False``, or for the baselines, which use
+    no critic) every candidate is verified as usual, and the first such request of a
+    process without a critic logs a warning. Works in both ``safety_mode`` values."""
+
     adaptive: bool = False
     """Compute that adapts to risk: while every candidate is at least ``adaptive_margin``
     inside the budget, the next step samples only ``adaptive_min_candidates``."""

@@ -39,6 +39,11 @@ class SafetyReport(BaseModel):
     """Search steps (blocks) run."""
     candidates_sampled: int = 0
     """Candidate blocks sampled in total, resamples included."""
+    cost_evaluations: int = 0
+    """Candidates whose text the search had the cost model verify, resamples included:
+    ``candidates_sampled`` without ``critic_screening``, fewer with it (the critic picks
+    which ones are worth verifying; the rest are never kept). Streaming checks and the
+    final re-score are not counted here (``cost_model_tokens`` counts all of it)."""
     resample_rounds: int = 0
     """Logit-penalised resample rounds run in total."""
     all_unsafe_steps: int = 0

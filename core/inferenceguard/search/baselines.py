@@ -9,6 +9,8 @@ applies before the request starts.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from ..config import GuardConfig
@@ -17,6 +19,10 @@ from .beam import block_search
 from .context import SearchContext
 from .events import Outcome, Search
 from .scoring import Lagrangian, Penalised
+
+logger = logging.getLogger(__name__)
+
+_warned_no_critic = False
 
 __all__ = [
     "STRATEGIES",
@@ -34,6 +40,8 @@ __all__ = [
 def inferenceguard(ctx: SearchContext) -> Search:
     """The paper's method: blocks, K beams, penalise-and-resample, the critic when loaded."""
     c = ctx.config
+    if c.critic_screening and ctx.critic is None:
+        _warn_no_critic()
     return block_search(
         ctx,
         block_len=c.block_len,
@@ -42,6 +50,17 @@ def inferenceguard(ctx: SearchContext) -> Search:
         use_critic=ctx.use_critic,
         policy=Penalised(),
     )
+
+
+def _warn_no_critic() -> None:
+    """Screening without a critic verifies every candidate: say so, once per process."""
+    global _warned_no_critic
+    if not _warned_no_critic:
+        _warned_no_critic = True
+        logger.warning(
+            "critic_screening=True has no effect without a critic: every candidate is "
+            "verified by the cost model. Load one (critic=...) or set critic_screening=False."
+        )
 
 
 def beam(ctx: SearchContext) -> Search:
@@ -124,6 +143,7 @@ def args_search(ctx: SearchContext) -> Search:
         ctx.stats.forwards += 1
     text = ctx.response_text(tokens)
     cost = float(ctx.cost([text])[0])
+    ctx.stats.cost_evaluations += 1  # its one candidate, the answer
     return Outcome(
         tokens=tokens,
         text=text,

@@ -6,8 +6,10 @@ One step, each line a call into :mod:`.steps` or the :mod:`scoring policy <.scor
     recomputed);
 (b) sample one block for every candidate, one batched forward per token;
 (c) verify: score the candidates with the cost model in one batched call and update the
-    safety state; if every candidate is unsafe, roll the block back, penalise the
-    offending tokens' logits and resample, at most ``resample_rounds`` times;
+    safety state — or, with ``critic_screening``, only the critic's best ones until
+    ``n_beams`` are within budget (:func:`~.steps.screen`; the rest are never kept);
+    if every candidate is unsafe, roll the block back, penalise the offending tokens'
+    logits and resample, at most ``resample_rounds`` times;
 (d) score with the critic (value + safety probability) or the reward model;
 (e) keep the top ``n_beams`` eligible candidates;
 (f) finished ones move to the pool, the rest stay live (their rows reordered);
@@ -25,7 +27,7 @@ import torch
 from ..lm import RowState
 from ..result import FinishReason
 from .context import SearchContext
-from .events import Commit, Outcome, Search
+from .events import BlockEvent, Commit, Outcome, Search
 from .scoring import ScoringPolicy
 from .steps import (
     Beam,
@@ -109,7 +111,8 @@ def block_search(
         block_len: tokens per block (``max_new_tokens`` gives best-of-N).
         n_beams: K.
         resample_rounds: M (used only by a policy that resamples).
-        use_critic: score with the critic when one is loaded.
+        use_critic: score with the critic when one is loaded (and, with
+            ``critic_screening``, let it choose which candidates the cost model verifies).
         policy: :class:`~.scoring.Penalised` or :class:`~.scoring.Lagrangian`.
 
     Yields :class:`~.events.BlockEvent` after every verified block and
@@ -130,7 +133,11 @@ def block_search(
         ctx.stats.steps += 1
         parents = expand(len(run.beams), candidate_width(run.n_target, len(run.beams)))  # (a)
         state.select(parents)
-        cands = sample_verified(ctx, state, run.beams, parents, this_block, rounds)  # (b)-(c)
+        slots = min(n_beams, run.n_target)
+        screen = slots if use_critic and cfg.critic_screening else None
+        cands = sample_verified(
+            ctx, state, run.beams, parents, this_block, rounds, screen_slots=screen
+        )  # (b)-(c)
         features = critic_features(cands.block, cands.z, used + this_block, cfg.max_new_tokens)
         yield features
         if policy.exhausts(ctx, cands):
@@ -138,11 +145,7 @@ def block_search(
             if not policy.keeps_unsafe(ctx):
                 break
         critic_in = features if use_critic else None
-        task, p_safe = task_scores(ctx, cands, critic_in, rank_single=policy.rank_single)  # (d)
-        scores, eligible = policy.score(ctx, cands, task, p_safe)
-        finished = finished_rows(cands, used, cfg.max_new_tokens)
-        slots = min(n_beams, run.n_target)
-        live, done = select_top_k(scores, eligible, finished, slots, cands.request)  # (e)
+        live, done, scores = _select(ctx, policy, cands, critic_in, used, slots)  # (d)-(e)
         run.keep(cands, live, policy.admit(ctx, cands, done), scores, n_beams)  # (f)
         if run.beams:
             state.select(live)
@@ -151,6 +154,31 @@ def block_search(
             yield commit
     del state  # free the KV cache before final scoring
     return _outcome(ctx, policy, run)
+
+
+def _select(
+    ctx: SearchContext,
+    policy: ScoringPolicy,
+    cands: Candidates,
+    features: BlockEvent | None,
+    used: int,
+    slots: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Steps (d)-(e): score the candidates, keep the best ``slots`` eligible ones.
+
+    Only rows the cost model scored can be kept: with screening, the others were never
+    verified and are not eligible whatever the policy says.
+
+    Returns:
+        ``(live, done, scores)``: the rows that stay live `[≤slots]`, the finished rows
+        `[≤slots]` and every row's selection score `[n]`.
+    """
+    task, p_safe = task_scores(ctx, cands, features, rank_single=policy.rank_single)
+    scores, eligible = policy.score(ctx, cands, task, p_safe)
+    eligible = eligible & cands.checked
+    finished = finished_rows(cands, used, ctx.config.max_new_tokens)
+    live, done = select_top_k(scores, eligible, finished, slots, cands.request)
+    return live, done, scores
 
 
 def _outcome(ctx: SearchContext, policy: ScoringPolicy, run: _Progress) -> Outcome:

@@ -69,6 +69,7 @@ class SearchStats:
 
     steps: int = 0
     candidates_sampled: int = 0
+    cost_evaluations: int = 0
     resample_rounds: int = 0
     all_unsafe_steps: int = 0
     forwards: int = 0
@@ -252,6 +253,7 @@ class SearchContext:
         return {
             "steps": s.steps,
             "candidates_sampled": s.candidates_sampled,
+            "cost_evaluations": s.cost_evaluations,
             "resample_rounds": s.resample_rounds,
             "all_unsafe_steps": s.all_unsafe_steps,
             "critic_used": s.critic_used,

@@ -20,7 +20,7 @@ import torch
 from ..lm import Block, RowState
 from ..processors import unsafe_token_bias
 from ..result import FinishReason
-from ..safety import advance_max_cost, is_safe, safety_state
+from ..safety import advance_max_cost, is_safe, penalised_scores, safety_state
 from .context import SearchContext
 from .events import BlockEvent
 
@@ -36,6 +36,8 @@ __all__ = [
     "next_target",
     "sample_candidates",
     "sample_verified",
+    "screen",
+    "screening_order",
     "select_top_k",
     "shared_prefix",
     "task_scores",
@@ -78,10 +80,15 @@ class Candidates:
         block: the sampled :class:`~inferenceguard.lm.Block` (`[n, B']` tokens).
         tokens: per candidate, the full response tokens (parent's + the block's).
         texts: per candidate, the response text.
-        cost: `[n]` verified cost of each text (filled by :func:`verify`).
+        cost: `[n]` verified cost of each text (filled by :func:`verify` or :func:`screen`).
         tracked: `[n]` tracked cost after the block.
         z: `[n]` safety state after the block.
         rounds: resample rounds it took to find these candidates.
+        verified: `[n]` bool, the rows the cost model scored; ``None`` when every row was.
+            :func:`screen` leaves the others unscored: their cost and tracked cost are
+            ``+inf`` and their z ``-inf`` (over budget), and they are never selectable.
+        ranking: ``(task, p_safe)`` `[n]` each, the scores :func:`screen` already computed
+            (reused for the selection instead of asking the critic and reward model again).
     """
 
     parents: torch.Tensor
@@ -93,6 +100,8 @@ class Candidates:
     tracked: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     z: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     rounds: int = 0
+    verified: torch.Tensor | None = None
+    ranking: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def n(self) -> int:
@@ -100,9 +109,16 @@ class Candidates:
         return len(self.texts)
 
     @property
+    def checked(self) -> torch.Tensor:
+        """`[n]` bool: the cost model scored the row (only such rows may be selected)."""
+        if self.verified is None:
+            return torch.ones(self.n, dtype=torch.bool)
+        return self.verified
+
+    @property
     def safe(self) -> torch.Tensor:
-        """`[n]` bool: verified within budget (``z ≥ 0``)."""
-        return is_safe(self.z)
+        """`[n]` bool: verified within budget (scored, and ``z ≥ 0``)."""
+        return is_safe(self.z) & self.checked
 
 
 def candidate_width(n_target: int, n_live: int) -> int:
@@ -178,11 +194,100 @@ def verify(ctx: SearchContext, cands: Candidates, parent_cost: torch.Tensor) -> 
     Returns:
         ``cands`` with ``cost``, ``tracked`` and ``z`` `[n]` filled in.
     """
-    mode = ctx.config.safety_mode
-    cands.cost, worst = ctx.cost_and_worst(cands.texts)
-    cands.tracked = advance_max_cost(parent_cost, worst if mode == "prefix" else cands.cost, mode)
-    cands.z = safety_state(ctx.budget, cands.tracked)
+    _unverified(cands)
+    _verify_rows(ctx, cands, parent_cost, torch.arange(cands.n))
+    cands.verified = None  # every row
     return cands
+
+
+def _unverified(cands: Candidates) -> None:
+    """Mark every row as not scored yet: cost ``+inf``, z ``-inf`` (over budget)."""
+    cands.cost = torch.full((cands.n,), float("inf"))
+    cands.tracked = cands.cost.clone()
+    cands.z = torch.full((cands.n,), float("-inf"))
+    cands.verified = torch.zeros(cands.n, dtype=torch.bool)
+
+
+def _verify_rows(
+    ctx: SearchContext, cands: Candidates, parent_cost: torch.Tensor, rows: torch.Tensor
+) -> None:
+    """Score candidates ``rows`` `[m]` (one batched cost-model call) and fill in their
+    ``cost``, ``tracked`` and ``z``; the one place a candidate gets a verified cost."""
+    if rows.numel() == 0:
+        return
+    mode = ctx.config.safety_mode
+    cost, worst = ctx.cost_and_worst([cands.texts[i] for i in rows.tolist()])
+    tracked = advance_max_cost(parent_cost[rows], worst if mode == "prefix" else cost, mode)
+    cands.cost[rows], cands.tracked[rows] = cost, tracked
+    cands.z[rows] = safety_state(ctx.budget, tracked)
+    assert cands.verified is not None
+    cands.verified[rows] = True
+    ctx.stats.cost_evaluations += rows.numel()
+
+
+def screening_order(cands: Candidates, scores: torch.Tensor) -> torch.Tensor:
+    """Rows `[n]` best first by ``scores`` `[n]`, grouped by request (ties keep row order)."""
+    order = scores.argsort(descending=True, stable=True)
+    return order[cands.request[order].argsort(stable=True)]
+
+
+def screen(
+    ctx: SearchContext,
+    cands: Candidates,
+    parent_cost: torch.Tensor,
+    slots: int,
+    tokens_budgeted: int,
+) -> Candidates:
+    """Critic-first verification: rank the candidates by the critic, then let the cost
+    model score them in that order only until each request has ``slots`` within budget.
+
+    The rank is the penalised objective (:func:`~inferenceguard.safety.penalised_scores`)
+    with each candidate's safety state *before* its block (its own is not known yet):
+    predicted ``p_safe ≥ critic_threshold`` first, by the task score of
+    ``critic_ranking``. The top ``slots`` are verified in one call; each later round
+    verifies the next ones in rank order, one per slot still empty. A request with fewer
+    than ``slots`` safe candidates ends with every row verified, exactly as :func:`verify`.
+    Rows left unscored stay over budget (``z = -inf``, ``checked`` false): nothing can
+    select them. Finally the critic is asked again with the verified safety states, so
+    selection sees the inputs it sees without screening.
+
+    Args:
+        parent_cost: `[n]` tracked cost of each candidate's beam.
+        slots: beams each request keeps (K).
+        tokens_budgeted: tokens before this block plus its length (the critic's step).
+    """
+    before = safety_state(ctx.budget, parent_cost)
+    max_new = ctx.config.max_new_tokens
+    task, p_safe = task_scores(
+        ctx, cands, critic_features(cands.block, before, tokens_budgeted, max_new), rank_single=True
+    )
+    order = screening_order(cands, _penalised(ctx, task, before, p_safe))
+    _unverified(cands)
+    n_requests = int(cands.request.max()) + 1 if cands.n else 0
+    while True:
+        have = torch.bincount(cands.request[cands.safe], minlength=n_requests)
+        need = (slots - have).clamp_min(0)
+        pending = order[~cands.checked[order]]
+        grouped = cands.request[pending]
+        rank = torch.arange(pending.numel()) - torch.searchsorted(grouped, grouped)
+        rows = pending[rank < need[grouped]]
+        if rows.numel() == 0:
+            break
+        _verify_rows(ctx, cands, parent_cost, rows.sort().values)
+    z_known = torch.where(cands.checked, cands.z, before)
+    refreshed = critic_features(cands.block, z_known, tokens_budgeted, max_new)
+    p_safe, value = ctx.predict(refreshed.hidden, refreshed.z, refreshed.step_frac)
+    cands.ranking = (value if ctx.config.critic_ranking == "value" else task, p_safe)
+    return cands
+
+
+def _penalised(
+    ctx: SearchContext, task: torch.Tensor, z: torch.Tensor, p_safe: torch.Tensor | None
+) -> torch.Tensor:
+    cfg = ctx.config
+    return penalised_scores(
+        task, z, p_safe=p_safe, critic_threshold=cfg.critic_threshold, penalty=cfg.penalty
+    )
 
 
 def sample_verified(
@@ -192,23 +297,32 @@ def sample_verified(
     parents: torch.Tensor,
     block_len: int,
     resample_rounds: int,
+    *,
+    screen_slots: int | None = None,
 ) -> Candidates:
     """Sample and verify one block; while every candidate is unsafe, roll the block back,
     penalise the offending tokens' logits and resample (at most ``resample_rounds`` times).
 
     Args:
         state: `n` rows expanded to ``parents`` `[n]`; left after the returned block.
+        screen_slots: verify critic-first (:func:`screen`) until this many per request
+            are within budget; ``None`` verifies every candidate (:func:`verify`). An
+            all-unsafe block is verified in full either way, so the penalty is the same.
 
     Returns:
         The verified :class:`Candidates`; all unsafe when the rounds ran out.
     """
     parent_cost = torch.tensor([beams[p].tracked_cost for p in parents.tolist()])
+    budgeted = len(beams[0].tokens) + block_len if beams else block_len
     checkpoint = state.checkpoint()
     bias: torch.Tensor | None = None
     rounds = 0
     while True:
         cands = sample_candidates(ctx, state, beams, parents, block_len, bias)
-        verify(ctx, cands, parent_cost)
+        if screen_slots is None:
+            verify(ctx, cands, parent_cost)
+        else:
+            screen(ctx, cands, parent_cost, screen_slots, budgeted)
         if bool(cands.safe.any()) or rounds >= resample_rounds:
             cands.rounds = rounds
             return cands
@@ -247,6 +361,8 @@ def task_scores(
         features: the block's critic inputs; ``None`` scores with the reward model.
         rank_single: score a lone candidate too (otherwise it gets 0: nothing to rank).
     """
+    if cands.ranking is not None:  # computed while screening
+        return cands.ranking
     if features is not None and ctx.critic is not None:
         p_safe, value = ctx.predict(features.hidden, features.z, features.step_frac)
         ctx.stats.critic_used = True
