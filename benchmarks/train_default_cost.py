@@ -446,8 +446,12 @@ def _known_weaknesses(m: dict[str, Any]) -> str:
   the 135M model's "compliant" continuations are often incoherent: they teach the form of
   compliance, not real harmful content.
 - Probabilities are class-balanced, not calibrated to any real-world base rate.
-- Model selection looked at the hand-written set and the five examples as well as `val`,
-  so those two are not fully independent of the choice.
+- The issue-16 texts (`templates/procedural.json`) are templated and written by one
+  author: 48 benign procedural requests, 38 harmful requests, 10 group questions. The
+  `cost_eval` sets were written separately and never trained on or tuned on row by row;
+  they are the fairest measure here of how far that generalises.
+- The setting was chosen on `val`; the hand-written set and the examples above were also
+  looked at, so those two are not fully independent of the choice.
 """
 
 

@@ -302,7 +302,7 @@ def _add_group_questions(b: _Builder) -> None:
     t = texts("procedural")
     for k, question in enumerate(t["group_q"]):
         split = _template_split(k)
-        for name in toxigen_groups():
+        for name in [*toxigen_groups(), *t["extra_groups"]]:
             fill = {"g": name, "G": name[:1].upper() + name[1:]}
             prompt = question.format(**fill)
             for key, label, source in (

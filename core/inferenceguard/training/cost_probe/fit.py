@@ -191,7 +191,11 @@ def aux_targets(ex: Example) -> tuple[int | None, int | None, int | None]:
 
 
 def fit_aux_heads(
-    examples: Sequence[Example], p: torch.Tensor, r: torch.Tensor, l2: float = AUX_L2
+    examples: Sequence[Example],
+    p: torch.Tensor,
+    r: torch.Tensor,
+    l2: float = AUX_L2,
+    gate_power: float = DEFAULT_SOURCE_POWER,
 ) -> dict[str, torch.Tensor]:
     """Fit the gate, comply and tox heads on ``examples`` (the train split).
 
@@ -202,7 +206,8 @@ def fit_aux_heads(
         examples: training rows.
         p: `[n, 2, d]` their prompt views.
         r: `[n, 2, d]` their response views.
-        l2: penalty of both heads.
+        l2: penalty of the three heads.
+        gate_power: the gate's source re-weighting exponent (see :func:`sample_weights`).
 
     Returns:
         Float32 tensors named as in :func:`~.embedding_probe.aux_shapes`.
@@ -214,7 +219,10 @@ def fit_aux_heads(
             first.setdefault(ex.prompt, (i, harm))
     gi = torch.tensor([i for i, _ in first.values()], dtype=torch.long)
     gy = torch.tensor([h for _, h in first.values()], dtype=torch.float64)
-    gw, gb = fit_logistic(p[gi, 0], gy, sample_weights(gy, ["gate"] * len(gy), 0.0), l2)
+    # Sources re-weighted like the other heads, so that the few procedural requests and
+    # group questions are not drowned by the thousands of Alpaca and AdvBench prompts.
+    gsrc = [examples[i].source for i in gi.tolist()]
+    gw, gb = fit_logistic(p[gi, 0], gy, sample_weights(gy, gsrc, gate_power), l2)
     aux = {"gate.weight": gw, "gate.bias": gb}
     for name, k in (("comply", 1), ("tox", 2)):
         rows = torch.tensor(
