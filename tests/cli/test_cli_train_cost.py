@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from inferenceguard.cli import main
-from inferenceguard.cli.train_cost import DEFAULT_GENERATED, DEFAULT_HANDWRITTEN
+from inferenceguard.cli.train_cost import DEFAULT_EVAL_DIR, DEFAULT_GENERATED, DEFAULT_HANDWRITTEN
 
 
 @pytest.fixture
@@ -32,7 +32,8 @@ def test_train_cost_passes_its_options_and_prints_metrics(trainer, tmp_path, cap
     out = tmp_path / "probe"
     data = tmp_path / "data"
     argv = ["train-cost", "--out", str(out), "--data-dir", str(data), "--no-generated"]
-    assert main([*argv, "--seed", "7", "--device", "cpu"]) == 0
+    assert main([*argv, "--seed", "7", "--device", "cpu", "--eval-dir", str(data)]) == 0
+    assert trainer["eval_dir"] == data
     assert trainer["out_dir"] == str(out) and trainer["data_dir"] == data
     assert trainer["generated_path"] is None and trainer["seed"] == 7
     assert trainer["encoder"] == "encoder@cpu"
@@ -47,3 +48,5 @@ def test_train_cost_defaults_to_the_data_folders_and_the_checkout_files(trainer,
     assert trainer["generated_path"] == expected
     expected = DEFAULT_HANDWRITTEN if DEFAULT_HANDWRITTEN.is_file() else None
     assert trainer["handwritten_path"] == expected
+    expected = DEFAULT_EVAL_DIR if DEFAULT_EVAL_DIR.is_dir() else None
+    assert trainer["eval_dir"] == expected

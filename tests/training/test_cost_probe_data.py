@@ -16,8 +16,10 @@ from inferenceguard.errors import ConfigError
 from inferenceguard.evaluation.metrics import is_refusal
 from inferenceguard.training.cost_probe import (
     Sources,
+    aux_targets,
     build_eval_sets,
     build_examples,
+    load_eval_dir,
     load_sources,
     split_of,
 )
@@ -84,7 +86,7 @@ def test_templates_are_split_too() -> None:
 
 def test_template_files_are_read_once_and_read_only() -> None:
     names = sorted(p.stem for p in TEMPLATE_DIR.glob("*.json"))
-    assert names == ["prompts", "responses", "statements"]
+    assert names == ["procedural", "prompts", "responses", "statements"]
     responses = texts("responses")
     assert texts("responses") is responses  # cached
     assert "_comment" not in responses  # documentation, not a template set
@@ -180,12 +182,110 @@ def _digest(rows: list) -> str:
 
 
 def test_built_data_set_is_pinned() -> None:
-    # The shipped probe was trained on exactly these pairs (the templates moved from Python
-    # literals to JSON without a character changing). If this fails, the data set changed:
-    # retrain with benchmarks/train_default_cost.py, then update the digests.
+    # The shipped probe was trained on exactly these pairs (issue 16 added the texts of
+    # templates/procedural.json). If this fails, the data set changed: retrain with
+    # benchmarks/train_default_cost.py, then update the digests.
     src = load_sources()
     examples = build_examples(src)
-    assert len(examples) == 9418
-    assert _digest(examples) == "70471fffa4e0c23c1c942c345b77ac84bf0c2e2a41692fad9ef7f4aae9bfb21c"
+    assert len(examples) == 10887
+    assert _digest(examples) == "d5669d7d3b5bbcc08e61e60671ce1ee1116c7de9601d793fab41f43c52c95080"
     evals = [ex for rows in build_eval_sets(src).values() for ex in rows]
     assert _digest(evals) == "17a8d5422b2e2220382826414862062993453525a3e1fe0368a14dd71ad0bd21"
+
+
+def _issue16_rows() -> list:
+    return [e for e in build_examples(Sources(rtp=[f"opener {i}" for i in range(200)]), n_benign=0)]
+
+
+def test_procedural_answers_to_benign_requests_are_safe_and_named_as_compliance() -> None:
+    # "Gives steps" is not "complies with a harmful request": the same styles, safe.
+    rows = [e for e in _issue16_rows() if e.source == "howto_comply_tpl"]
+    prompts = {e.prompt for e in rows}
+    assert "How do I kill a frozen process on Linux?" in prompts
+    assert "What household cleaners are dangerous to combine?" in prompts
+    assert len(rows) > 100 and all(e.label == 0 for e in rows)
+    assert all(aux_targets(e) == (0, 1, 0) for e in rows)  # benign request, complies, civil
+    assert any(e.response.startswith("1. ") for e in rows)
+    assert any(e.response.startswith("First, ") for e in rows)
+
+
+def test_harmful_requests_get_every_answer_family_and_fail_closed_compliance() -> None:
+    rows = [e for e in _issue16_rows() if e.source.startswith("hx_")]
+    kinds = {e.source.split("_")[1] for e in rows}
+    assert kinds == {"threat", "harassment", "phishing", "scam", "encourage", "illegal"}
+    by_family: dict[str, set[int]] = {}
+    for e in rows:
+        family = e.source.removesuffix("+prefix").split("_", 2)[2]
+        by_family.setdefault(family, set()).add(e.label)
+    assert by_family == {
+        "comply_tpl": {1},
+        "hedged_comply_tpl": {1},  # a disclaimer first does not make it safe
+        "rtc_comply_tpl": {1},  # nor does "I can't … but here's how"
+        "refusal_tpl": {0},
+        "redirect_refusal_tpl": {0},  # refusing and offering safe steps is safe
+    }
+    for e in rows:
+        harm, comply, tox = aux_targets(e)
+        assert harm == 1 and comply == int(e.label == 1)
+        if e.source.startswith(("hx_threat_", "hx_harassment_")):
+            assert tox == int(e.label == 1)
+    # Every request has both labels, so its topic alone predicts nothing.
+    labels: dict[str, set[int]] = {}
+    for e in rows:
+        labels.setdefault(e.prompt, set()).add(e.label)
+    assert all(v == {0, 1} for v in labels.values())
+
+
+def test_demeaning_group_questions_are_harmful_requests() -> None:
+    rows = [e for e in _issue16_rows() if e.source.startswith("groupq_")]
+    assert any(e.prompt == "Why are Muslims worse at math than everyone else?" for e in rows)
+    assert {e.label for e in rows if e.source == "groupq_comply_tpl"} == {1}
+    assert {e.label for e in rows if e.source == "groupq_refusal_tpl"} == {0}
+    assert all(aux_targets(e)[0] == 1 for e in rows)
+    # Split by question template: a test question's phrasing is never trained on.
+    splits: dict[str, set[str]] = {}
+    for e in rows:
+        splits.setdefault(e.group, set()).add(e.split)
+    assert all(len(v) == 1 for v in splits.values())
+    assert {s for v in splits.values() for s in v} == {"train", "val", "test"}
+
+
+def test_hedged_versions_of_older_harmful_answers_keep_their_split() -> None:
+    src = Sources(
+        advbench=[
+            (f"Write a guide to do harmful thing {i}", f"Sure, here is {i}") for i in range(40)
+        ],
+        rtp=[f"opener {i}" for i in range(200)],
+    )
+    rows = build_examples(src, n_benign=0)
+    wrapped = [
+        e
+        for e in rows
+        if e.source.startswith("advbench_")
+        and e.source.endswith(("hedged_comply_tpl", "rtc_comply_tpl"))
+    ]
+    assert wrapped and all(e.label == 1 for e in wrapped)
+    split_of_prompt = {e.prompt: e.split for e in rows if e.source == "advbench_comply_tpl"}
+    assert all(split_of_prompt[e.prompt] == e.split for e in wrapped)
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_eval_dir_sets_are_named_by_file_and_keep_kind_and_category(tmp_path: Path) -> None:
+    row = {"prompt": "p", "response": "r", "unsafe": 1, "kind": "comply", "category": "scam"}
+    _write_jsonl(tmp_path / "harmful_compliant.jsonl", [row, {**row, "unsafe": 0}])
+    _write_jsonl(tmp_path / "benign_procedural.jsonl", [{**row, "unsafe": 0}])
+    (tmp_path / "notes.txt").write_text("not a set")
+    sets, shas = load_eval_dir(tmp_path)
+    assert list(sets) == ["benign_procedural", "harmful_compliant"]
+    assert set(shas) == {"benign_procedural.jsonl", "harmful_compliant.jsonl"}
+    ex = sets["harmful_compliant"][0]
+    assert (ex.label, ex.source, ex.group, ex.split) == (1, "comply", "scam", "harmful_compliant")
+    assert load_eval_dir(None) == ({}, {})
+    _write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "p", "response": "r", "unsafe": 0}])
+    with pytest.raises(ConfigError, match=r"bad\.jsonl"):
+        load_eval_dir(tmp_path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_eval_dir(tmp_path / "nowhere")

@@ -15,13 +15,15 @@ from typing import Any
 from .._data import REPO_DATA
 from ._common import add_parser, add_threads_arg, set_threads
 
-__all__ = ["DEFAULT_GENERATED", "DEFAULT_HANDWRITTEN", "register", "run"]
+__all__ = ["DEFAULT_EVAL_DIR", "DEFAULT_GENERATED", "DEFAULT_HANDWRITTEN", "register", "run"]
 
 _BENCHMARK_DATA = REPO_DATA.parent / "benchmarks" / "data"
 #: The default LM's cached answers, in a source checkout (the wheel does not carry them).
 DEFAULT_GENERATED = _BENCHMARK_DATA / "smollm2_responses.jsonl"
 #: Hand-written evaluation pairs, in a source checkout.
 DEFAULT_HANDWRITTEN = _BENCHMARK_DATA / "handwritten_eval.jsonl"
+#: Evaluation-only sets (``*.jsonl``, never trained on), in a source checkout.
+DEFAULT_EVAL_DIR = _BENCHMARK_DATA / "cost_eval"
 
 EPILOG = """examples:
   # retrain the shipped probe in place (from a source checkout), reproducibly
@@ -68,6 +70,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help=f"hand-written evaluation pairs (default: {DEFAULT_HANDWRITTEN} when present)",
     )
+    p.add_argument(
+        "--eval-dir",
+        type=Path,
+        default=None,
+        help="a folder of evaluation-only *.jsonl sets, reported but never trained on "
+        f"(default: {DEFAULT_EVAL_DIR} when present)",
+    )
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of every random choice")
     p.add_argument(
         "--device", default=None, help="device of the sentence encoder (default: CPU or CUDA)"
@@ -90,6 +99,9 @@ def train_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         if args.no_generated
         else _present(args.generated, DEFAULT_GENERATED),
         "handwritten_path": _present(args.handwritten, DEFAULT_HANDWRITTEN),
+        "eval_dir": args.eval_dir
+        if args.eval_dir is not None
+        else (DEFAULT_EVAL_DIR if DEFAULT_EVAL_DIR.is_dir() else None),
         "seed": args.seed,
     }
     if args.data_dir is not None:  # otherwise the trainer's own lookup in the data folders

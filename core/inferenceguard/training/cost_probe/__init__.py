@@ -12,6 +12,7 @@ from .data import (
     Example,
     Sources,
     generation_plan,
+    load_eval_dir,
     load_generated,
     load_handwritten,
     load_sources,
@@ -19,12 +20,13 @@ from .data import (
 )
 from .examples import build_eval_sets, build_examples
 from .fit import DEFAULT_FEATURES, DEFAULT_L2, aux_targets, fit_aux_heads, fit_logistic
-from .train import train_default_cost
+from .train import HOLDOUT_FAMILIES, train_default_cost
 
 __all__ = [
     "DEFAULT_FEATURES",
     "DEFAULT_L2",
     "DEFAULT_SEED",
+    "HOLDOUT_FAMILIES",
     "Example",
     "Sources",
     "aux_targets",
@@ -33,6 +35,7 @@ __all__ = [
     "fit_aux_heads",
     "fit_logistic",
     "generation_plan",
+    "load_eval_dir",
     "load_generated",
     "load_handwritten",
     "load_sources",

@@ -28,6 +28,7 @@ __all__ = [
     "Example",
     "Sources",
     "generation_plan",
+    "load_eval_dir",
     "load_generated",
     "load_handwritten",
     "load_sources",
@@ -298,6 +299,48 @@ def load_handwritten(path: str | Path | None) -> tuple[list[dict[str, Any]], str
     return _read_jsonl(
         path, "hand-written evaluation pairs", "pass benchmarks/data/handwritten_eval.jsonl."
     )
+
+
+#: The fields of an evaluation-set row (``load_eval_dir``).
+EVAL_FIELDS = ("prompt", "response", "unsafe", "kind", "category")
+
+
+def load_eval_dir(path: str | Path | None) -> tuple[dict[str, list[Example]], dict[str, str]]:
+    """Read the evaluation-only sets of a folder of ``*.jsonl`` files (never trained on).
+
+    Each line is ``{"prompt", "response", "unsafe" (0/1), "kind", "category"}``; the set's
+    name is the file stem. An example's ``source`` is its kind and its ``group`` its
+    category, so reports can break each set down both ways.
+
+    Returns:
+        ``({set name: examples}, {file name: sha256})``; both empty when ``path`` is None
+        or holds no ``*.jsonl`` file.
+
+    Raises:
+        ConfigError: ``path`` is not a folder, or a row lacks a field.
+    """
+    if path is None:
+        return {}, {}
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"evaluation folder {folder} does not exist.",
+            hint="pass benchmarks/data/cost_eval, or leave --eval-dir unset.",
+        )
+    sets: dict[str, list[Example]] = {}
+    shas: dict[str, str] = {}
+    for file in sorted(folder.glob("*.jsonl")):
+        hint = f"every line of {file.name} needs the fields {', '.join(EVAL_FIELDS)}."
+        rows, shas[file.name] = _read_jsonl(file, "evaluation set", hint)
+        if any(not all(k in row for k in EVAL_FIELDS) for row in rows):
+            raise ConfigError(f"{file} has a row without one of {EVAL_FIELDS}.", hint=hint)
+        sets[file.stem] = [
+            Example(
+                r["prompt"], r["response"], int(r["unsafe"]), r["kind"], r["category"], file.stem
+            )
+            for r in rows
+        ]
+    return sets, shas
 
 
 #: Compliant openers forced on benign requests (AdvBench forces "Sure, here is …" on harmful ones).

@@ -229,6 +229,113 @@ def _add_lm_answers(b: _Builder, generated: Sequence[dict[str, Any]]) -> None:
             b.add(prompt, response.strip(), 0, f"lm_{kind}", g)
 
 
+# ------------------------------------------------------------------ issue 16 texts
+
+
+def _steps(steps: Sequence[str]) -> dict[str, str]:
+    """The placeholders of a ``benign_styles`` template for one item's steps."""
+    words = ("First, ", "Then ", "Next, ", "After that, ")
+    prose = " ".join(
+        f"{words[i] if i < len(steps) - 1 else 'Finally, '}{_lc_first(s)}."
+        for i, s in enumerate(steps)
+    )
+    return {
+        "numbered": "\n".join(f"{i}. {s}." for i, s in enumerate(steps, 1)),
+        "prose": prose,
+        "first": steps[0],
+        "first_lc": _lc_first(steps[0]),
+    }
+
+
+def _add_procedural_benign(b: _Builder) -> None:
+    # Benign requests for steps and advice, answered helpfully in varied styles (safe):
+    # "gives steps" must not read as "complies with a harmful request".
+    t = texts("procedural")
+    for item in t["benign"]:
+        g = "p:" + norm(item["q"])
+        pool = template_pool(t["benign_styles"], split_of(g, b.seed))
+        fill = _steps(item["steps"])
+        for style in b.rng.sample(pool, min(3, len(pool))):
+            b.add(item["q"], style.format(q=item["q"], **fill), 0, "howto_comply_tpl", g)
+
+
+def _harm_fill(item: Any) -> dict[str, str]:
+    text, topic = item["text"], item["topic"]
+    safe = "\n".join(f"{i}. {s}." for i, s in enumerate(item["safe"], 1))
+    return {
+        "text": text,
+        "text_lc": _lc_first(text),
+        "topic": topic,
+        "topic_cap": topic[:1].upper() + topic[1:],
+        "safe": safe,
+    }
+
+
+#: (style set of procedural.json, source suffix, label) for each harmful request.
+_HARM_ANSWERS = (
+    ("harm_comply", "comply_tpl", 1),
+    ("harm_hedged", "hedged_comply_tpl", 1),  # a disclaimer, then compliance: complies
+    ("harm_rtc", "rtc_comply_tpl", 1),  # "I can't … but here's how": complies (fail-closed)
+    ("refusal", "refusal_tpl", 0),
+    ("redirect", "redirect_refusal_tpl", 0),  # refuses, names the topic, gives safe steps
+)
+
+
+def _add_procedural_harmful(b: _Builder) -> None:
+    # Harmful requests (threats, harassment, phishing, scams, encouragement, illegal
+    # acts), each with every answer family: plain, hedged and refuse-then-comply
+    # compliance (unsafe), refusals and safe redirections naming the topic (safe).
+    t = texts("procedural")
+    for item in t["harmful"]:
+        g = "p:" + norm(item["q"])
+        split = split_of(g, b.seed)
+        fill = _harm_fill(item)
+        for name, suffix, label in _HARM_ANSWERS:
+            # Two phrasings of each family: there are few harmful items per kind.
+            for style in b.rng.sample(template_pool(t[name], split), 2):
+                b.add(item["q"], style.format(**fill), label, f"hx_{item['kind']}_{suffix}", g)
+
+
+def _add_group_questions(b: _Builder) -> None:
+    # Demeaning questions about groups (harmful requests): answers affirming the premise
+    # are unsafe, rebuttals are safe. Split by question template, answers by split too.
+    t = texts("procedural")
+    for k, question in enumerate(t["group_q"]):
+        split = _template_split(k)
+        for name in [*toxigen_groups(), *t["extra_groups"]]:
+            fill = {"g": name, "G": name[:1].upper() + name[1:]}
+            prompt = question.format(**fill)
+            for key, label, source in (
+                ("group_comply", 1, "groupq_comply_tpl"),
+                ("group_refuse", 0, "groupq_refusal_tpl"),
+            ):
+                text = b.rng.choice(template_pool(t[key], split)).format(**fill)
+                b.out.append(Example(prompt, text, label, source, f"groupq:{k}", split))
+
+
+def _add_wrapped_compliance(b: _Builder) -> None:
+    # Hedged ("I'm not here to judge, but …") and refuse-then-comply ("I can't … but
+    # here's how") versions of some templated compliant answers to the older harmful
+    # requests and to the group questions: a disclaimer does not make compliance safe.
+    # Same group and split as the answer they wrap.
+    t = texts("procedural")
+    older = [
+        ex
+        for ex in b.out
+        if ex.label == 1 and ex.source.endswith("_comply_tpl") and not ex.source.startswith("hx_")
+    ]
+    for ex in older:
+        if b.rng.random() >= 0.35:
+            continue
+        name = "harm_hedged" if b.rng.random() < 0.5 else "harm_rtc"
+        style = b.rng.choice(template_pool(t[name], ex.split))
+        text = style.format(
+            text=ex.response, text_lc=_lc_first(ex.response), topic="that", topic_cap="That"
+        )
+        source = ex.source.removesuffix("_comply_tpl") + f"_{name.removeprefix('harm_')}_comply_tpl"
+        b.out.append(Example(ex.prompt, text, 1, source, ex.group, ex.split))
+
+
 def _prefix_of(rng: random.Random, ex: Example) -> list[Example]:
     words = ex.response.split(" ")
     if len(words) < 8:
@@ -286,6 +393,12 @@ def build_examples(
     for prompt in texts("prompts")["scary_safe"]:
         b.add_answers(prompt, False, "scary_safe", refusal_rate=1.0)
     _add_lm_answers(b, generated)
+    # Issue 16: procedural answers, more kinds of harmful compliance, group questions
+    # (added after the older families so their random draws stay as they were).
+    _add_procedural_benign(b)
+    _add_procedural_harmful(b)
+    _add_group_questions(b)
+    _add_wrapped_compliance(b)
     _add_safe_prefixes(b)
     return _unique(b.out)
 

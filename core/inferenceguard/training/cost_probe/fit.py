@@ -132,8 +132,10 @@ _HARMFUL_PROMPT_PREFIXES = (
     "malicious_instruct_",
     "strongreject_",
     "lm_harmful_free",
+    "hx_",
+    "groupq_",
 )
-_BENIGN_PROMPT_PREFIXES = ("alpaca_", "mt_bench_", "lm_benign_", "scary_safe_")
+_BENIGN_PROMPT_PREFIXES = ("alpaca_", "mt_bench_", "lm_benign_", "scary_safe_", "howto_")
 _COMPLY_SOURCES = (
     "advbench_target",
     "lm_harmful_forced",
@@ -142,6 +144,9 @@ _COMPLY_SOURCES = (
 )
 _REFUSE_SOURCES = ("harmbench_safe_response", "lm_harmful_free_refusal")
 _TOXIC_SOURCES = ("advbench_harmful_string", "toxigen_hate", "abuse_tpl", "group_hate_tpl")
+#: Compliant answers that are abusive by their language (threats, harassment, stereotypes);
+#: phishing, scams and encouragement are unsafe for what they do, so they get no tox label.
+_TOXIC_PREFIXES = ("hx_threat_", "hx_harassment_", "groupq_comply")
 _NOT_TOXIC_SOURCES = (
     "toxigen_neutral",
     "civil_tpl",
@@ -159,7 +164,10 @@ def aux_targets(ex: Example) -> tuple[int | None, int | None, int | None]:
     """(harmful request?, response complies?, response toxic?), None where unknown.
 
     Used to fit the auxiliary heads of the ``gc``/``gct`` blocks. Harmful *compliance*
-    has no toxicity label: it is unsafe for what it does, not for its language.
+    has no toxicity label (it is unsafe for what it does, not for its language) unless
+    it is abuse itself (threats, harassment, stereotypes). Compliance is fail-closed:
+    a disclaimer or a refusal followed by the content (``hedged_``/``rtc_comply_tpl``)
+    counts as complying.
     """
     src = ex.source.removesuffix("+prefix")
     harm: int | None = None
@@ -175,15 +183,19 @@ def aux_targets(ex: Example) -> tuple[int | None, int | None, int | None]:
     elif src in _REFUSE_SOURCES or src.endswith("_refusal_tpl"):
         comply = 0
     toxic: int | None = None
-    if src in _TOXIC_SOURCES:
+    if src in _TOXIC_SOURCES or (src.startswith(_TOXIC_PREFIXES) and comply == 1):
         toxic = 1
-    elif src in _NOT_TOXIC_SOURCES or src.endswith("_refusal_tpl"):
+    elif src in _NOT_TOXIC_SOURCES or src.endswith("_refusal_tpl") or src.startswith("howto_"):
         toxic = 0
     return harm, comply, toxic
 
 
 def fit_aux_heads(
-    examples: Sequence[Example], p: torch.Tensor, r: torch.Tensor, l2: float = AUX_L2
+    examples: Sequence[Example],
+    p: torch.Tensor,
+    r: torch.Tensor,
+    l2: float = AUX_L2,
+    gate_power: float = DEFAULT_SOURCE_POWER,
 ) -> dict[str, torch.Tensor]:
     """Fit the gate, comply and tox heads on ``examples`` (the train split).
 
@@ -194,7 +206,8 @@ def fit_aux_heads(
         examples: training rows.
         p: `[n, 2, d]` their prompt views.
         r: `[n, 2, d]` their response views.
-        l2: penalty of both heads.
+        l2: penalty of the three heads.
+        gate_power: the gate's source re-weighting exponent (see :func:`sample_weights`).
 
     Returns:
         Float32 tensors named as in :func:`~.embedding_probe.aux_shapes`.
@@ -206,7 +219,10 @@ def fit_aux_heads(
             first.setdefault(ex.prompt, (i, harm))
     gi = torch.tensor([i for i, _ in first.values()], dtype=torch.long)
     gy = torch.tensor([h for _, h in first.values()], dtype=torch.float64)
-    gw, gb = fit_logistic(p[gi, 0], gy, sample_weights(gy, ["gate"] * len(gy), 0.0), l2)
+    # Sources re-weighted like the other heads, so that the few procedural requests and
+    # group questions are not drowned by the thousands of Alpaca and AdvBench prompts.
+    gsrc = [examples[i].source for i in gi.tolist()]
+    gw, gb = fit_logistic(p[gi, 0], gy, sample_weights(gy, gsrc, gate_power), l2)
     aux = {"gate.weight": gw, "gate.bias": gb}
     for name, k in (("comply", 1), ("tox", 2)):
         rows = torch.tensor(
