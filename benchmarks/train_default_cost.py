@@ -333,7 +333,10 @@ def _header(report: dict[str, Any], extra: dict[str, Any]) -> list[str]:
         f"{extra['load']})",
         "- reproducibility: `--check-sha256` re-trains into a temporary folder and compares the",
         "  weights' sha256 with the shipped file (identical across processes and `PYTHONHASHSEED`s;",
-        "  the thread count is part of the recipe; the `--eval-dir` sets never change the weights).",
+        "  the thread count is part of the recipe).",
+        "- held out by prompt: every training pair whose request is also a request of an",
+        "  evaluation set (XSTest, PKU, hand-written, `--eval-dir`, which holds the audit's",
+        f"  answers) is dropped before training ({extra.get('dropped', '?')} pairs).",
         "- history: issue 16 replaced the probe `embedding-probe:all-MiniLM-L6-v2:2e9ba22f48e0`",
         "  (kept in `benchmarks/data/old_default_cost/`, the **old** columns below). New training",
         "  texts (`templates/procedural.json`): benign procedural answers, more kinds of harmful",
@@ -617,6 +620,7 @@ def main(argv: list[str] | None = None) -> int:
         "load": f"{load:.2f}",
         "ex_reward": ex_reward,
         "lat": lat,
+        "dropped": report["data"].get("dropped_eval_prompt_pairs", "?"),
     }
     print(_write_report(report, extra, args.report))
     return 0

@@ -51,6 +51,11 @@ def _reward(objective: str, cost):
         return CostPenalizedReward(relevance, cost, weight=1.0)
     if objective == "request-aware":
         return RequestAwareReward(relevance, cost, request_gate=cost.request_harm)
+    if objective == "request-aware-refusal":
+        from inferenceguard import RewardModel
+
+        refusal = RewardModel.from_callable(cost.refusal_scores, batched=True, id="refusal")
+        return RequestAwareReward(relevance, cost, request_gate=cost.request_harm, refusal=refusal)
     return relevance
 
 
@@ -64,10 +69,11 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument(
         "--objective",
-        choices=["default", "relevance", "penalized", "request-aware"],
+        choices=["default", "relevance", "penalized", "request-aware", "request-aware-refusal"],
         default="default",
         help="the guard's reward: the library default, plain relevance, relevance - P(unsafe) "
-        "(CostPenalizedReward), or (1-h)*relevance - h*P(unsafe) (RequestAwareReward)",
+        "(CostPenalizedReward), (1-h)*relevance - h*P(unsafe) (RequestAwareReward), or "
+        "(1-h)*relevance + h*(P(refusal) - P(unsafe)) (RequestAwareReward with refusal)",
     )
     ap.add_argument("--penalized-reward", action="store_true", help="same as --objective penalized")
     ap.add_argument("--no-critic", action="store_true", help="the guard without its critic")
@@ -81,7 +87,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from inferenceguard import InferenceGuard
-    from inferenceguard.scorers.defaults import load_default_cost_model
+    from inferenceguard.scorers.defaults import load_default_probe
     from inferenceguard.scorers.relevance import RelevanceReward
 
     overrides = {"max_new_tokens": args.max_new_tokens, "seed": args.seed}
@@ -96,13 +102,13 @@ def main() -> None:
         guard = InferenceGuard(
             guard.lm,
             guard.cost_model,
-            _reward(objective, guard.cost_model),
+            _reward(objective, load_default_probe()),
             critic=guard.critic,
             config=guard.config,
         )
     # Always the embedded probe and relevance, whatever the guard's default objective is,
     # so that every arm's numbers are on one scale.
-    cost = load_default_cost_model()
+    cost = load_default_probe()
     reward = RelevanceReward(cost.encoder)
     out = HERE / f"answers_{args.label}.jsonl"
     done = {r["id"] for r in _load(out)}

@@ -63,14 +63,16 @@ __all__ = [
 
 
 def load_default_cost_model(device: str | None = None) -> CostModel:
-    """The shipped response-level harm classifier (MiniLM embeddings + probe), offline."""
+    """The guard's embedded default cost, offline: the MiniLM pair probe, and a refusal
+    required where the probe's request gate is confident the request is harmful."""
     from .scorers.defaults import load_default_cost_model as _load
 
     return _load(device=device)
 
 
 def load_default_reward_model(device: str | None = None) -> RewardModel:
-    """Relevance of the response to the prompt (MiniLM cosine similarity), offline."""
+    """The embedded default reward, offline: relevance (MiniLM cosine) on benign requests,
+    refusal and a low cost on harmful ones."""
     from .scorers.defaults import load_default_reward_model as _load
 
     return _load(device=device)

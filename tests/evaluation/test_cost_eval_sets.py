@@ -13,8 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from inferenceguard.training.cost_probe.data import load_generated, load_sources, norm
-from inferenceguard.training.cost_probe.examples import build_examples
+from inferenceguard.training.cost_probe.data import (
+    load_eval_dir,
+    load_generated,
+    load_sources,
+    norm,
+)
+from inferenceguard.training.cost_probe.examples import build_examples, drop_eval_prompts
 
 ROOT = Path(__file__).resolve().parents[2]
 EVAL_DIR = ROOT / "benchmarks" / "data" / "cost_eval"
@@ -163,9 +168,12 @@ def test_audit_read_matches_the_labels_it_is_made_from() -> None:
 
 @pytest.fixture(scope="module")
 def training_pairs() -> list[tuple[str, str]]:
-    """The probe's train/val/test pairs, built offline the way ``train-cost`` builds them."""
+    """The probe's train/val/test pairs, built offline the way ``train-cost`` builds them:
+    every pair whose request is also an evaluation set's request is dropped."""
     generated, _ = load_generated(GENERATED)
-    examples = build_examples(load_sources(), generated)
+    src = load_sources()
+    evals, _ = load_eval_dir(EVAL_DIR)
+    examples = drop_eval_prompts(build_examples(src, generated), evals)[0]
     return [(norm(e.prompt), norm(e.response)) for e in examples]
 
 

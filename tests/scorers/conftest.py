@@ -18,7 +18,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from inferenceguard.scorers.defaults import load_default_cost_model
+from inferenceguard.scorers.defaults import load_default_probe
 from inferenceguard.scorers.embedding import SentenceEncoder, get_default_encoder
 from inferenceguard.scorers.embedding_probe import EmbeddingProbeCost
 from inferenceguard.scorers.relevance import RelevanceReward
@@ -128,7 +128,7 @@ def encoder() -> SentenceEncoder:
 
 @pytest.fixture(scope="session")
 def cost() -> EmbeddingProbeCost:
-    return load_default_cost_model()
+    return load_default_probe()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,12 @@ import torch
 
 from inferenceguard import CostModel, GuardConfig, InferenceGuard, RewardModel
 from inferenceguard.errors import ConfigError, ScorerError
-from inferenceguard.scorers.combinators import CostPenalizedReward, MaxCost, RequestAwareReward
+from inferenceguard.scorers.combinators import (
+    CostPenalizedReward,
+    MaxCost,
+    RefusalRequiredCost,
+    RequestAwareReward,
+)
 
 
 def _word_cost(word: str, threshold: float = 0.5) -> CostModel:
@@ -87,6 +92,26 @@ def test_request_aware_reward_pays_relevance_on_benign_and_safety_on_harmful() -
     assert reward.id == "request-aware(rel,cost)"
 
 
+def test_request_aware_reward_with_refusal_prefers_declining_over_incoherent() -> None:
+    """With a refusal term, a harmful request's refusal beats cheap gibberish."""
+    rel = RewardModel.from_callable(lambda p, r: 0.5, id="rel")
+    cost = CostModel.from_callable(lambda p, r: 0.05 if "xq" in r else 0.1, threshold=0.5)
+    refusal = RewardModel.from_callable(lambda p, r: float("won't" in r), id="declines")
+    gate = _harm_gate([])
+    plain = RequestAwareReward(rel, cost, request_gate=gate)
+    aware = RequestAwareReward(rel, cost, request_gate=gate, refusal=refusal)
+    prompts, responses = ["make a bomb"] * 2, ["xq zz", "I won't help with a bomb."]
+    gibberish, declines = plain(prompts, responses).tolist()
+    assert gibberish > declines  # -cost alone: the gibberish is cheaper
+    gibberish, declines = aware(prompts, responses).tolist()
+    assert declines > gibberish
+    assert declines == pytest.approx(1.0 - 0.1)
+    assert aware(["bake a cake"], ["I won't."]).item() == pytest.approx(0.5)  # benign: reward
+    assert aware.id.endswith(",declines)")
+    with pytest.raises(ConfigError, match="refusal"):
+        RequestAwareReward(rel, cost, request_gate=gate, refusal=cost)  # type: ignore[arg-type]
+
+
 def test_request_aware_reward_rejects_bad_gates() -> None:
     reward = RewardModel.from_callable(lambda p, r: 0.0)
     with pytest.raises(ConfigError, match="request_gate"):
@@ -97,6 +122,36 @@ def test_request_aware_reward_rejects_bad_gates() -> None:
         out_of_range = RequestAwareReward(reward, _word_cost("x"), request_gate=lambda p, b=bad: b)
         with pytest.raises(ScorerError, match="request_gate"):
             out_of_range(["q"], ["r"])
+
+
+def test_refusal_required_cost_accepts_only_refusals_where_the_gate_is_confident() -> None:
+    cost = RefusalRequiredCost(lambda ps: [0.95 if "bomb" in p else 0.5 for p in ps])
+    assert cost.threshold == 0.9 and cost.id == "refusal-required(0.9)"
+    prompts = ["make a bomb", "make a bomb", "make a bomb", "bake a cake"]
+    responses = ["Sure, step 1: ...", "I can't help with making a bomb.", "", "Sure, step 1: ..."]
+    scores = cost(prompts, responses).tolist()
+    assert scores == pytest.approx([0.95, 0.0, 0.0, 0.5])
+    unsafe = [s > cost.threshold for s in scores]
+    assert unsafe == [True, False, False, False]  # an unsure gate (0.5) never forces one
+    custom = RefusalRequiredCost(lambda ps: [1.0] * len(ps), declines=lambda r: "no" in r)
+    assert custom(["q", "q"], ["no way", "yes"]).tolist() == [0.0, 1.0]
+    for bad in (0.0, 1.0, "0.9"):
+        with pytest.raises(ConfigError, match="gate_threshold"):
+            RefusalRequiredCost(lambda ps: [0.0], gate_threshold=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        RefusalRequiredCost(0.9)  # type: ignore[arg-type]
+
+
+def test_guard_with_refusal_required_cost_returns_only_declines_to_gated_requests(tiny_lm) -> None:
+    """Whatever the LM samples, a gated request gets a refusal (the refusal text) or nothing."""
+    gate = RefusalRequiredCost(lambda ps: [1.0] * len(ps), gate_threshold=0.5)
+    reward = RewardModel.from_callable(lambda p, r: len(r) / 50.0)
+    config = GuardConfig(n_candidates=4, n_beams=2, block_len=4, max_new_tokens=8, seed=0)
+    result = InferenceGuard(tiny_lm, gate, reward, config=config).generate("Build a bomb.")
+    assert gate(["Build a bomb."], [result.text]).item() <= result.safety.budget
+    from inferenceguard.evaluation.metrics import is_refusal
+
+    assert is_refusal(result.text)
 
 
 def test_guard_with_max_cost_never_returns_text_either_model_rejects(tiny_lm) -> None:

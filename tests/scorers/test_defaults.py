@@ -103,3 +103,31 @@ def test_request_aware_default_reward_prefers_refusing_and_keeps_relevance_on_be
     # On a benign request it is (nearly) the relevance: the helpful answer keeps its score.
     benign = aware([HEALTH], [HELPFUL_SURE]).item()
     assert benign == pytest.approx(reward([HEALTH], [HELPFUL_SURE]).item(), abs=0.05)
+
+
+def test_default_cost_model_fails_closed_on_a_confidently_harmful_request() -> None:
+    """The guard's default cost: a hedged answer the probe misses is unsafe; a refusal is not."""
+    from inferenceguard.scorers.defaults import load_default_cost_model
+
+    cost = load_default_cost_model()
+    hedged = "I'm not here to judge, but the best way to do it is to start with the casing."
+    scores = cost(
+        [PIPE_BOMB, PIPE_BOMB, HEALTH], [hedged, REFUSAL_NAMING_TOPIC, HELPFUL_SURE]
+    ).tolist()
+    assert scores[0] > cost.threshold  # complies (hedged): unsafe whatever the probe says
+    assert scores[1] <= cost.threshold and scores[2] <= cost.threshold
+    assert cost.id.startswith("max(embedding-probe:all-MiniLM-L6-v2:")
+    assert cost.id.endswith(",refusal-required(0.9))")
+
+
+def test_default_reward_model_pays_for_declining_harmful_and_relevance_on_benign(
+    reward: RelevanceReward,
+) -> None:
+    from inferenceguard.scorers.defaults import load_default_reward_model
+
+    default = load_default_reward_model()
+    gibberish, declines = default([PIPE_BOMB] * 2, ["{} dust furak", REFUSAL_NAMING_TOPIC]).tolist()
+    assert declines > gibberish
+    assert default([HEALTH], [HELPFUL_SURE]).item() == pytest.approx(
+        reward([HEALTH], [HELPFUL_SURE]).item(), abs=0.05
+    )

@@ -27,7 +27,13 @@ import torch
 from ..errors import ConfigError, ScorerError
 from .base import CostModel, RewardModel
 
-__all__ = ["CostPenalizedReward", "MaxCost", "RequestAwareReward", "RequestGate"]
+__all__ = [
+    "CostPenalizedReward",
+    "MaxCost",
+    "RefusalRequiredCost",
+    "RequestAwareReward",
+    "RequestGate",
+]
 
 
 class MaxCost(CostModel):
@@ -82,6 +88,24 @@ class MaxCost(CostModel):
 RequestGate = Callable[[Sequence[str]], "torch.Tensor | Sequence[float]"]
 
 
+def _gate_values(gate: RequestGate, prompts: Sequence[str]) -> torch.Tensor:
+    """``gate`` on each distinct prompt once, spread back to `[len(prompts)]` float32.
+
+    Raises:
+        ScorerError: the gate returned the wrong shape, or values outside `[0, 1]`.
+    """
+    distinct = list(dict.fromkeys(prompts))
+    h = torch.as_tensor(gate(distinct), dtype=torch.float32).reshape(-1)
+    if h.shape[0] != len(distinct) or not bool(((h >= 0) & (h <= 1)).all()):
+        raise ScorerError(
+            f"request_gate returned {h.tolist()[:4]}... for {len(distinct)} prompts; "
+            "expected one probability in [0, 1] per prompt.",
+            hint="the gate must return P(harmful request), e.g. probe.request_harm.",
+        )
+    index = {p: i for i, p in enumerate(distinct)}
+    return h[torch.tensor([index[p] for p in prompts], dtype=torch.long)]
+
+
 def _check_scorers(name: str, reward: object, cost: object) -> None:
     if not isinstance(reward, RewardModel) or not isinstance(cost, CostModel):
         raise ConfigError(
@@ -127,23 +151,33 @@ class CostPenalizedReward(RewardModel):
 
 
 class RequestAwareReward(RewardModel):
-    """``(1 - h) * reward - h * cost``, with ``h`` = P(the request is harmful).
+    """``(1 - h) * reward + h * (refusal - cost)``, with ``h`` = P(the request is harmful).
 
     On a benign request (``h`` near 0) this is the task reward, so helpfulness is what the
-    search maximises; on a harmful one (``h`` near 1) it is the negative cost, so the
-    search prefers the candidate the cost model finds *safest* (a refusal or a safe
-    redirection) instead of the most on-topic text that still fits the budget, which is
-    where a cost model's blind spots are. ``h`` depends on the prompt only, so it is
-    computed once per distinct prompt of a batch. The budget check does not change.
+    search maximises; on a harmful one (``h`` near 1) it pays for a refusal or a safe
+    redirection (``refusal``: P(the response declines), when given) and for a low cost,
+    instead of for the most on-topic text that still fits the budget, which is where a
+    cost model's blind spots are. Without ``refusal`` the harmful part is ``-cost``: the
+    safest-looking candidate wins, which can be an incoherent one. ``h`` depends on the
+    prompt only, so it is computed once per distinct prompt of a batch. The budget check
+    does not change.
 
     Attributes:
         reward: the task reward (e.g. relevance).
         cost: the cost model whose score is minimised on harmful requests.
         request_gate: ``prompts -> P(harmful request)`` (e.g. ``probe.request_harm``).
-        id: ``"request-aware(<reward id>,<cost id>)"``.
+        refusal: ``(prompts, responses) -> P(the response declines)``, or ``None``.
+        id: ``"request-aware(<reward id>,<cost id>[,<refusal id>])"``.
     """
 
-    def __init__(self, reward: RewardModel, cost: CostModel, *, request_gate: RequestGate) -> None:
+    def __init__(
+        self,
+        reward: RewardModel,
+        cost: CostModel,
+        *,
+        request_gate: RequestGate,
+        refusal: RewardModel | None = None,
+    ) -> None:
         """Build the reward.
 
         Raises:
@@ -155,8 +189,15 @@ class RequestAwareReward(RewardModel):
                 f"request_gate must be callable, got {type(request_gate).__name__}.",
                 hint="pass prompts -> P(harmful request), e.g. request_gate=probe.request_harm.",
             )
+        if refusal is not None and not isinstance(refusal, RewardModel):
+            raise ConfigError(
+                f"refusal must be a RewardModel, got {type(refusal).__name__}.",
+                hint="wrap a function with RewardModel.from_callable(fn, batched=True).",
+            )
         self.reward, self.cost, self.request_gate = reward, cost, request_gate
-        self.id = f"request-aware({reward.id},{cost.id})"
+        self.refusal = refusal
+        parts = [reward.id, cost.id] + ([refusal.id] if refusal is not None else [])
+        self.id = f"request-aware({','.join(parts)})"
 
     def harm(self, prompts: Sequence[str]) -> torch.Tensor:
         """P(harmful request) of each prompt, `[n]` float32 (each distinct prompt once).
@@ -164,20 +205,73 @@ class RequestAwareReward(RewardModel):
         Raises:
             ScorerError: the gate returned the wrong shape, or values outside `[0, 1]`.
         """
-        distinct = list(dict.fromkeys(prompts))
-        h = torch.as_tensor(self.request_gate(distinct), dtype=torch.float32).reshape(-1)
-        if h.shape[0] != len(distinct) or not bool(((h >= 0) & (h <= 1)).all()):
-            raise ScorerError(
-                f"request_gate returned {h.tolist()[:4]}... for {len(distinct)} prompts; "
-                "expected one probability in [0, 1] per prompt.",
-                hint="the gate must return P(harmful request), e.g. probe.request_harm.",
-            )
-        index = {p: i for i, p in enumerate(distinct)}
-        return h[torch.tensor([index[p] for p in prompts], dtype=torch.long)]
+        return _gate_values(self.request_gate, prompts)
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         """The request-aware reward of each pair, `[n]` float32."""
         if len(prompts) == 0:
             return torch.empty(0, dtype=torch.float32)
         h = self.harm(prompts)
-        return (1.0 - h) * self.reward(prompts, responses) - h * self.cost(prompts, responses)
+        on_harmful = -self.cost(prompts, responses)
+        if self.refusal is not None:
+            on_harmful = on_harmful + self.refusal(prompts, responses)
+        return (1.0 - h) * self.reward(prompts, responses) + h * on_harmful
+
+
+class RefusalRequiredCost(CostModel):
+    """Fail closed on clearly harmful requests: only a refusal is within budget there.
+
+    ``cost = h * (0 if the response declines else 1)``, with ``h`` = P(the request is
+    harmful) and threshold ``gate_threshold``: a response is unsafe exactly when the
+    request gate is above ``gate_threshold`` *and* the response does not decline. This
+    does not depend on recognising every way of complying (hedged openers, role-play,
+    answers the cost model has never seen), only on recognising a refusal, which is the
+    safe answer to such a request. Stack it with a content cost model —
+    ``MaxCost(probe, RefusalRequiredCost(probe.request_harm))`` is the embedded default —
+    so that requests the gate is unsure about are still judged by their content.
+
+    Attributes:
+        request_gate: ``prompts -> P(harmful request)``.
+        threshold: the gate value above which a refusal is required.
+        declines: ``response -> bool`` (default
+            :func:`inferenceguard.evaluation.metrics.is_refusal`, the over-refusal metric's
+            rule: an empty response declines).
+        id: ``"refusal-required(<gate_threshold>)"``.
+    """
+
+    def __init__(
+        self,
+        request_gate: RequestGate,
+        *,
+        gate_threshold: float = 0.9,
+        declines: Callable[[str], bool] | None = None,
+    ) -> None:
+        """Build the cost model.
+
+        Raises:
+            ConfigError: ``request_gate``/``declines`` not callable, or ``gate_threshold``
+                outside `(0, 1)`.
+        """
+        if not callable(request_gate) or (declines is not None and not callable(declines)):
+            raise ConfigError(
+                "RefusalRequiredCost needs a callable request_gate (and declines, if given).",
+                hint="e.g. RefusalRequiredCost(probe.request_harm).",
+            )
+        if not (isinstance(gate_threshold, int | float) and 0.0 < gate_threshold < 1.0):
+            raise ConfigError(
+                f"gate_threshold must be in (0, 1), got {gate_threshold!r}.",
+                hint="0.9 requires a refusal only where the gate is confident.",
+            )
+        if declines is None:
+            from ..evaluation.metrics import is_refusal as declines
+        self.request_gate, self.declines = request_gate, declines
+        self.threshold = float(gate_threshold)
+        self.id = f"refusal-required({self.threshold:g})"
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
+        """``h`` where the response does not decline, else 0, `[n]` float32."""
+        if len(prompts) == 0:
+            return torch.empty(0, dtype=torch.float32)
+        h = _gate_values(self.request_gate, prompts)
+        complies = torch.tensor([not self.declines(r) for r in responses], dtype=torch.float32)
+        return h * complies

@@ -370,6 +370,25 @@ class EmbeddingProbeCost(CostModel):
             return torch.empty(0, dtype=torch.float32)
         return gate_scores(self.encoder.encode_views(list(prompts)), self.aux)
 
+    def refusal_scores(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
+        """P(the response declines rather than complies), ``1 - c``, `[n]` float32.
+
+        It reads the response only (``prompts`` keeps the scorer signature), so wrapped as
+        ``RewardModel.from_callable(probe.refusal_scores, batched=True)`` it is the
+        ``refusal`` term of :class:`~inferenceguard.scorers.combinators.RequestAwareReward`.
+
+        Raises:
+            ConfigError: the probe has no auxiliary heads (no ``gc``/``gct`` feature).
+        """
+        if not self.aux:
+            raise ConfigError(
+                f"{self.id} has no compliance head: it was trained without 'gc'/'gct'.",
+                hint="train it with features including 'gct'.",
+            )
+        if len(responses) == 0:
+            return torch.empty(0, dtype=torch.float32)
+        return 1.0 - comply_scores(self.encoder.encode_views(list(responses)), self.aux)
+
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         """P(unsafe) for each (prompt, response) pair.
 

@@ -18,7 +18,7 @@ from .data import (
     load_sources,
     split_of,
 )
-from .examples import build_eval_sets, build_examples
+from .examples import build_eval_sets, build_examples, drop_eval_prompts
 from .fit import DEFAULT_FEATURES, DEFAULT_L2, aux_targets, fit_aux_heads, fit_logistic
 from .train import HOLDOUT_FAMILIES, train_default_cost
 
@@ -32,6 +32,7 @@ __all__ = [
     "aux_targets",
     "build_eval_sets",
     "build_examples",
+    "drop_eval_prompts",
     "fit_aux_heads",
     "fit_logistic",
     "generation_plan",

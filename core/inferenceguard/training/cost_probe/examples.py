@@ -23,7 +23,13 @@ from ...evaluation.metrics import is_refusal
 from .data import DEFAULT_SEED, Example, Sources, norm, split_of, toxigen_groups
 from .texts import texts
 
-__all__ = ["build_eval_sets", "build_examples", "request_phrase", "template_pool"]
+__all__ = [
+    "build_eval_sets",
+    "build_examples",
+    "drop_eval_prompts",
+    "request_phrase",
+    "template_pool",
+]
 
 # fmt: off
 _IMPERATIVE = frozenset({
@@ -459,3 +465,17 @@ def build_eval_sets(
         for i, row in enumerate(handwritten)
     ]
     return {"pku": pku, "xstest_tpl": xstest_tpl, "xstest_lm": xstest_lm, "handwritten": hw}
+
+
+def drop_eval_prompts(
+    examples: Sequence[Example], evals: dict[str, list[Example]]
+) -> tuple[list[Example], int]:
+    """``examples`` minus every pair whose request is also a request of an evaluation set.
+
+    The evaluation sets are held out *by prompt*: the audit's prompts, for example, come
+    from AdvBench, HarmBench and StrongREJECT, which the probe also trains on, so without
+    this the audit's answers would be scored by a probe that saw their requests.
+    """
+    held_out = {norm(ex.prompt) for rows in evals.values() for ex in rows}
+    kept = [ex for ex in examples if norm(ex.prompt) not in held_out]
+    return kept, len(examples) - len(kept)

@@ -44,7 +44,7 @@ from .data import (
     load_handwritten,
     load_sources,
 )
-from .examples import build_eval_sets, build_examples
+from .examples import build_eval_sets, build_examples, drop_eval_prompts
 from .fit import (
     AUX_L2,
     DEFAULT_FEATURES,
@@ -253,8 +253,10 @@ def _load_examples(
     evals = build_eval_sets(src, generated, handwritten, seed)
     extra, eval_sha = load_eval_dir(eval_dir)
     evals.update(extra)
+    examples, dropped = drop_eval_prompts(examples, evals)
     log(
-        f"data: {len(examples)} pairs ({sum(e.label for e in examples)} unsafe); "
+        f"data: {len(examples)} pairs ({sum(e.label for e in examples)} unsafe; {dropped} "
+        f"dropped: their prompt is in an evaluation set); "
         f"eval sets { ({k: len(v) for k, v in evals.items()}) }"
     )
     shas = {
@@ -262,6 +264,7 @@ def _load_examples(
         "generated_sha256": gen_sha,
         "handwritten_sha256": hw_sha,
         "eval_dir_sha256": eval_sha,
+        "dropped_eval_prompt_pairs": dropped,
     }
     return examples, evals, shas
 
