@@ -1,7 +1,7 @@
 """Which critic use pays off? No critic / critic ranking / critic screening, on held-out prompts.
 
-Issue 18's ablation: the embedded defaults (SmolLM2-135M-Instruct, the shipped cost probe,
-MiniLM relevance reward, the shipped critic) answer prompts the critic never saw in
+Issue 18's ablation: the embedded defaults (SmolLM2-135M-Instruct, the embedded default cost
+and reward models, the shipped critic) answer prompts the critic never saw in
 training or validation (its metadata lists the prompt ids of its splits; harmful ones from
 AdvBench, benign ones from harmless Alpaca and MT-Bench first turns), in two passes:
 
@@ -86,10 +86,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def cold_scorers(guard: Any) -> None:
     """Empty the scorers' text-embedding caches, so no arm reuses another arm's work: with
     one seed per prompt, every arm samples the same first candidates."""
-    for scorer in (guard.cost_model, guard.reward_model):
+    stack, seen = [guard.cost_model, guard.reward_model], set()
+    while stack:  # combinators (MaxCost, RequestAwareReward) hold the scorers they combine
+        scorer = stack.pop()
+        if scorer is None or id(scorer) in seen:
+            continue
+        seen.add(id(scorer))
         encoder = getattr(scorer, "encoder", None)
         if callable(getattr(encoder, "clear_cache", None)):
             encoder.clear_cache()
+        stack += [
+            *getattr(scorer, "models", ()),
+            *(getattr(scorer, a, None) for a in ("reward", "cost")),
+        ]
 
 
 def answer(guard: Any, arm: str, n: int, k: int, i: int, prompt: tuple[str, str, str]) -> dict:
@@ -243,8 +252,8 @@ def page(guard: Any, args: argparse.Namespace, table: str, n_h: int, n_b: int, i
             "",
             "Over budget = the final text's cost, re-scored by the cost model, above the "
             "budget (0% by construction for these enforced arms). Exhausted = no safe "
-            "continuation found; refusal = the refusal text was returned. Reward = MiniLM "
-            "relevance of the final text to the prompt. Verifications = candidates the cost "
+            "continuation found; refusal = the refusal text was returned. Reward = the "
+            "guard's reward model on the final text. Verifications = candidates the cost "
             "model scored in the search (`SafetyReport.cost_evaluations`); tokens also count "
             "streaming checks and the final re-score. Every answer is in the `.jsonl` file "
             "next to this page, for reading a sample by hand.",

@@ -69,7 +69,7 @@ def load_lm(tiny: bool, source: str | None = None) -> LocalLM:
 
 
 def load_guard(tiny: bool, config: GuardConfig | None = None) -> InferenceGuard:
-    """The embedded defaults (model, cost probe, relevance reward, shipped critic), or the
+    """The embedded defaults (model, default cost and reward, shipped critic), or the
     same cost and reward models around the tiny model (no critic: it is SmolLM2's)."""
     if not tiny:
         return InferenceGuard.from_defaults(config=config)

@@ -15,7 +15,7 @@ then ``load_critic(out, lm=lm, cost_model=cost, config=config)`` checks that it 
 shell the same is ``inferenceguard train-critic --model DIR --prompts harmful.txt
 --prompts benign.txt --samples-per-prompt 4 --block-len 16 --max-new-tokens 64 --out DIR``.
 The rollout count here is tiny (16 prompts × 4 samples), enough to show the mechanics, not
-to give a good critic: the shipped one used 144 prompts × 8 samples. When the trained
+to give a good critic: the shipped one used 398 prompts × 8 samples. When the trained
 critic is worse than the safety state alone on held-out prompts, training warns
 (``TrainResult.worse_than_safety_state``) and the script says so and decodes without it.
 

@@ -5,10 +5,19 @@
         --categories group_stereotypes,hate_harassment_threats  # default reward (relevance)
     HF_HUB_OFFLINE=1 python benchmarks/audit/run_audit.py --arm guard --penalized-reward \
         --label guard_v2                                     # relevance - P(unsafe)
+    # issue 16, the retrained probe with a refusal required, and the request-aware reward:
+    HF_HUB_OFFLINE=1 python benchmarks/audit/run_audit.py --arm guard --no-critic \
+        --label guard_v3_nocritic
+    HF_HUB_OFFLINE=1 python benchmarks/audit/run_audit.py --arm guard --label guard_v3  # default
+
+guard_v1 and guard_v2 ran with the old probe (2e9ba22f) and the old defaults; the
+library's defaults have changed since, so re-running those two commands now does not
+reproduce them.
 
 Each answer is one JSON line in ``answers_<label>.jsonl`` (resumable: prompts already
 answered are skipped). The cost and reward recorded next to each answer are the embedded
-default models' scores of the final text, for comparing with the labels read by hand
+probe's P(unsafe) and the MiniLM relevance of the final text (``guard_cost`` is the
+guard's own verified cost), for comparing with the labels read by hand
 (``labels.jsonl``); they play no part in the labels.
 """
 

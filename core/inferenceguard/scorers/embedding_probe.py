@@ -352,42 +352,40 @@ class EmbeddingProbeCost(CostModel):
             out["toxic"] = tox_scores(views[n:], self.aux)
         return out
 
+    def _aux_head(self, head: Callable, texts: Sequence[str], what: str) -> torch.Tensor:
+        """One auxiliary head on the first view of ``texts``, `[n]` float32."""
+        if not self.aux:
+            raise ConfigError(
+                f"{self.id} has no {what}: it was trained without the 'gc'/'gct' features.",
+                hint="train it with features including 'gct'.",
+            )
+        if len(texts) == 0:
+            return torch.empty(0, dtype=torch.float32)
+        return head(self.encoder.encode_views(list(texts)), self.aux)
+
     def request_harm(self, prompts: Sequence[str]) -> torch.Tensor:
         """P(the prompt is a harmful request), the probe's request gate g, `[n]` float32.
 
         It reads the prompt only, so it is the ``request_gate`` of
-        :class:`~inferenceguard.scorers.combinators.RequestAwareReward`.
+        :class:`~inferenceguard.scorers.combinators.RequestAwareReward` and
+        :class:`~inferenceguard.scorers.combinators.RefusalRequiredCost`.
 
         Raises:
             ConfigError: the probe has no auxiliary heads (no ``gc``/``gct`` feature).
         """
-        if not self.aux:
-            raise ConfigError(
-                f"{self.id} has no request gate: it was trained without the 'gc'/'gct' features.",
-                hint="train it with features including 'gct', or pass another request_gate.",
-            )
-        if len(prompts) == 0:
-            return torch.empty(0, dtype=torch.float32)
-        return gate_scores(self.encoder.encode_views(list(prompts)), self.aux)
+        return self._aux_head(gate_scores, prompts, "request gate")
 
     def refusal_scores(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         """P(the response declines rather than complies), ``1 - c``, `[n]` float32.
 
         It reads the response only (``prompts`` keeps the scorer signature), so wrapped as
-        ``RewardModel.from_callable(probe.refusal_scores, batched=True)`` it is the
+        ``RewardModel.from_callable(probe.refusal_scores, batched=True)`` it can be the
         ``refusal`` term of :class:`~inferenceguard.scorers.combinators.RequestAwareReward`.
 
         Raises:
             ConfigError: the probe has no auxiliary heads (no ``gc``/``gct`` feature).
         """
-        if not self.aux:
-            raise ConfigError(
-                f"{self.id} has no compliance head: it was trained without 'gc'/'gct'.",
-                hint="train it with features including 'gct'.",
-            )
-        if len(responses) == 0:
-            return torch.empty(0, dtype=torch.float32)
-        return 1.0 - comply_scores(self.encoder.encode_views(list(responses)), self.aux)
+        return 1.0 - self._aux_head(comply_scores, responses, "compliance head")
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         """P(unsafe) for each (prompt, response) pair.
