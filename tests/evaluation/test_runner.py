@@ -39,6 +39,8 @@ def test_evaluate_writes_records_and_measures_baselines_raw(keyword_guard, tmp_p
             assert r["method"] == "generate_unverified"
         else:
             assert r["method"] == "generate" and r["safe"]  # guarded: safe by construction
+            # without critic screening the cost model verifies every sampled candidate
+            assert r["cost_evaluations"] == r["candidates_sampled"] > 0
     # the baseline's unsafe raw answers are measured, not hidden
     assert any(not r["safe"] for r in run.records if r["strategy"] == "plain")
     # the same prompt gets the same seed under every strategy

@@ -44,7 +44,8 @@ budget), ``max_prefix_cost`` (the search's own), ``eval_max_prefix_cost`` (the e
 re-scoring of the response's prefixes every ``prefix_stride`` tokens, the same for every
 strategy), ``reward``, ``refusal``, ``seconds`` (the strategy's own call only),
 ``tokens``, ``prompt_tokens``, ``exhausted``, ``steps``,
-``candidates_sampled``, ``resample_rounds``, ``critic_used``, ``rank``, ``error``
+``candidates_sampled``, ``cost_evaluations`` (candidates the cost model verified),
+``resample_rounds``, ``critic_used``, ``rank``, ``error``
 (``None``, or why the request was rejected).
 """
 
@@ -225,6 +226,7 @@ def _measure(
         "exhausted": report.exhausted,
         "steps": report.steps,
         "candidates_sampled": report.candidates_sampled,
+        "cost_evaluations": report.cost_evaluations,
         "resample_rounds": report.resample_rounds,
         "critic_used": report.critic_used,
         "time_to_first_text_s": report.time_to_first_text_s,
