@@ -18,9 +18,9 @@ from typing import Protocol
 
 import torch
 
-from ..safety import lagrangian_scores, penalised_scores
+from ..safety import lagrangian_scores
 from .context import SearchContext
-from .steps import Beam, Candidates
+from .steps import Beam, Candidates, penalised
 
 __all__ = ["Lagrangian", "Penalised", "ScoringPolicy"]
 
@@ -74,10 +74,7 @@ class Penalised:
     def score(
         self, ctx: SearchContext, cands: Candidates, task: torch.Tensor, p_safe: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        cfg = ctx.config
-        scores = penalised_scores(
-            task, cands.z, p_safe=p_safe, critic_threshold=cfg.critic_threshold, penalty=cfg.penalty
-        )
+        scores = penalised(ctx, task, cands.z, p_safe)
         # Prefix mode: an unsafe candidate can never become safe again, so it is dropped.
         if self.commits(ctx):
             return scores, cands.safe

@@ -34,6 +34,7 @@ __all__ = [
     "extend_beams",
     "finished_rows",
     "next_target",
+    "penalised",
     "sample_candidates",
     "sample_verified",
     "screen",
@@ -261,7 +262,7 @@ def screen(
     task, p_safe = task_scores(
         ctx, cands, critic_features(cands.block, before, tokens_budgeted, max_new), rank_single=True
     )
-    order = screening_order(cands, _penalised(ctx, task, before, p_safe))
+    order = screening_order(cands, penalised(ctx, task, before, p_safe))
     _unverified(cands)
     n_requests = int(cands.request.max()) + 1 if cands.n else 0
     while True:
@@ -281,9 +282,10 @@ def screen(
     return cands
 
 
-def _penalised(
+def penalised(
     ctx: SearchContext, task: torch.Tensor, z: torch.Tensor, p_safe: torch.Tensor | None
 ) -> torch.Tensor:
+    """The penalised objective with the guard's ``critic_threshold`` and ``penalty``."""
     cfg = ctx.config
     return penalised_scores(
         task, z, p_safe=p_safe, critic_threshold=cfg.critic_threshold, penalty=cfg.penalty
