@@ -50,12 +50,10 @@ def _interleaved(prompts: list[dict]) -> list[dict]:
     return out
 
 
-def _reward(objective: str, cost):
-    """The guard's reward model for ``--objective`` (on the shared MiniLM encoder)."""
+def _reward(objective: str, cost, relevance):
+    """The guard's reward model for ``--objective``, from the probe and relevance."""
     from inferenceguard.scorers.combinators import CostPenalizedReward, RequestAwareReward
-    from inferenceguard.scorers.relevance import RelevanceReward
 
-    relevance = RelevanceReward(cost.encoder)
     if objective == "penalized":
         return CostPenalizedReward(relevance, cost, weight=1.0)
     if objective == "request-aware":
@@ -106,19 +104,19 @@ def main() -> None:
         overrides["budget"] = args.budget
     use_critic = args.arm == "guard" and not args.no_critic
     guard = InferenceGuard.from_defaults(critic=use_critic, **overrides)
+    # Always the embedded probe and relevance, whatever the guard's default objective is,
+    # so that every arm's numbers are on one scale.
+    cost = load_default_probe()
+    reward = RelevanceReward(cost.encoder)
     objective = "penalized" if args.penalized_reward else args.objective
     if objective != "default":
         guard = InferenceGuard(
             guard.lm,
             guard.cost_model,
-            _reward(objective, load_default_probe()),
+            _reward(objective, cost, reward),
             critic=guard.critic,
             config=guard.config,
         )
-    # Always the embedded probe and relevance, whatever the guard's default objective is,
-    # so that every arm's numbers are on one scale.
-    cost = load_default_probe()
-    reward = RelevanceReward(cost.encoder)
     out = HERE / f"answers_{args.label}.jsonl"
     done = {r["id"] for r in _load(out)}
     prompts = [p for p in _interleaved(_load(HERE / "prompts.jsonl")) if p["id"] not in done]
