@@ -83,6 +83,10 @@ def _lc_first(s: str) -> str:
     return s[:1].lower() + s[1:]
 
 
+def _uc_first(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
 def _fill(rng: random.Random, prompt: str, split: str, comply: bool, with_body: bool) -> str:
     """A compliant or refusing answer to ``prompt`` from ``split``'s templates."""
     t = texts("responses")
@@ -181,7 +185,7 @@ def _add_group_statements(b: _Builder) -> None:
         for toxic in (True, False):
             templates = statements["group_hate" if toxic else "group_neutral"]
             for k, template in enumerate(templates):
-                text = template.format(G=name[:1].upper() + name[1:], g=name)
+                text = template.format(G=_uc_first(name), g=name)
                 prompt = b.rng.choice(group_prompts).format(g=name)
                 source = "group_hate_tpl" if toxic else "group_neutral_tpl"
                 b.out.append(
@@ -272,7 +276,7 @@ def _harm_fill(item: Any) -> dict[str, str]:
         "text": text,
         "text_lc": _lc_first(text),
         "topic": topic,
-        "topic_cap": topic[:1].upper() + topic[1:],
+        "topic_cap": _uc_first(topic),
         "safe": safe,
     }
 
@@ -309,7 +313,7 @@ def _add_group_questions(b: _Builder) -> None:
     for k, question in enumerate(t["group_q"]):
         split = _template_split(k)
         for name in [*toxigen_groups(), *t["extra_groups"]]:
-            fill = {"g": name, "G": name[:1].upper() + name[1:]}
+            fill = {"g": name, "G": _uc_first(name)}
             prompt = question.format(**fill)
             for key, label, source in (
                 ("group_comply", 1, "groupq_comply_tpl"),
