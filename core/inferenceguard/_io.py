@@ -1,4 +1,5 @@
-"""Files written so that a crash never leaves half of one behind, and where they live."""
+"""Files written so that a crash never leaves half of one behind, read back only when they
+are what their metadata says, and where they live."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_dir", "atomic_write_bytes", "atomic_write_text", "home_dir", "sha256_file"]
+__all__ = [
+    "atomic_dir",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "home_dir",
+    "read_verified_bytes",
+    "sha256_file",
+]
 
 
 def home_dir() -> Path:
@@ -78,3 +86,38 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_verified_bytes(path: str | os.PathLike, expected_sha256: str, what: str) -> bytes:
+    """The bytes of ``path``, after checking their sha256 against ``expected_sha256``.
+
+    The hash is taken of the very bytes returned, so a file swapped between the check and
+    the parse cannot slip through.
+
+    Args:
+        path: the weights file.
+        expected_sha256: what the artefact's metadata records.
+        what: names the artefact in messages ("The probe weights").
+
+    Raises:
+        ArtifactError: the file is missing, or its bytes do not match (truncated, altered,
+            or from another training run).
+    """
+    from .errors import ArtifactError
+
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(
+            f"{what} {path} are missing.", hint="restore the file or re-train."
+        ) from None
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != expected_sha256:
+        raise ArtifactError(
+            f"{path} does not match its metadata: sha256 {digest[:16]}… but the metadata "
+            f"records {str(expected_sha256)[:16]}… (truncated, altered, or from another "
+            "training run).",
+            hint="restore both files from the same training run.",
+        )
+    return blob

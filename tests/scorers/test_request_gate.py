@@ -163,3 +163,13 @@ def test_default_gate_reads_intent_not_scary_words() -> None:
     assert min(harmful.tolist()) > 0.9 and max(benign.tolist()) < 0.5
     reward = load_default_reward_model()
     assert isinstance(reward, RequestAwareReward) and gate.id in reward.id
+
+
+def test_loading_onto_an_encoder_of_another_width_names_both(
+    tmp_path: Path, trained: RequestHarmGate
+) -> None:
+    from inferenceguard.scorers.embedding import get_default_encoder
+
+    trained.save(tmp_path)
+    with pytest.raises(ConfigError, match=r"32-d encoder .* is 384-d"):
+        RequestHarmGate.load(tmp_path, encoder=get_default_encoder())

@@ -24,7 +24,7 @@ import importlib.util
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ __all__ = [
     "VIEWS",
     "SentenceEncoder",
     "default_encoder_path",
+    "encoder_for",
     "get_default_encoder",
 ]
 
@@ -265,3 +266,41 @@ def get_default_encoder(device: str | torch.device | None = None) -> SentenceEnc
         if encoder is None:
             encoder = _DEFAULTS[key] = SentenceEncoder(None, device=key)
         return encoder
+
+
+def encoder_for(
+    enc_meta: Mapping[str, Any],
+    encoder: SentenceEncoder | None,
+    device: str | torch.device | None,
+    owner: str,
+) -> SentenceEncoder:
+    """The encoder a saved head runs on: ``encoder``, or the one its metadata names.
+
+    Either way it must be as wide as the head was trained for. The process-wide default
+    instance is reused when the metadata names all-MiniLM-L6-v2.
+
+    Args:
+        enc_meta: the artefact's ``"encoder"`` metadata (``id``, ``dim``, ``max_length``).
+        encoder: an encoder the caller already has, or ``None`` to load the named one.
+        device: device of a newly loaded encoder.
+        owner: names the artefact in the error ("the probe in cost_probe/").
+
+    Raises:
+        ConfigError: the encoder has another width than the artefact was trained on.
+        ModelLoadError: the named encoder cannot be loaded.
+    """
+    if encoder is None:
+        enc_id = enc_meta.get("id", DEFAULT_ENCODER_ID)
+        if enc_id == DEFAULT_ENCODER_ID:
+            encoder = get_default_encoder(device)
+        else:
+            encoder = SentenceEncoder(
+                enc_id, device=device, max_length=int(enc_meta.get("max_length", 256))
+            )
+    if encoder.dim != enc_meta.get("dim"):
+        raise ConfigError(
+            f"{owner} was trained on a {enc_meta.get('dim')}-d encoder "
+            f"({enc_meta.get('id')}), but the given encoder {encoder.id} is {encoder.dim}-d.",
+            hint="pass the encoder named in metadata.json (or none to load it).",
+        )
+    return encoder

@@ -41,11 +41,11 @@ from typing import Any
 
 import torch
 
-from .._io import atomic_write_bytes
+from .._io import atomic_write_bytes, read_verified_bytes
 from .._version import __version__
 from ..errors import ArtifactError, ConfigError
 from .base import CostModel
-from .embedding import DEFAULT_ENCODER_ID, SentenceEncoder, get_default_encoder
+from .embedding import SentenceEncoder, encoder_for
 
 __all__ = [
     "FEATURE_BLOCKS",
@@ -198,21 +198,7 @@ def _read_weights(wpath: Path, meta: Mapping[str, Any]) -> dict[str, torch.Tenso
     The hash is taken of the very bytes that are parsed, so a file swapped between the
     check and the read cannot slip through.
     """
-    try:
-        blob = wpath.read_bytes()
-    except FileNotFoundError:
-        raise ArtifactError(
-            f"The probe weights {wpath} are missing.",
-            hint="restore the file or re-train the probe.",
-        ) from None
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != meta["weights_sha256"]:
-        raise ArtifactError(
-            f"{wpath} does not match its metadata: sha256 {digest[:16]}… but "
-            f"metadata.json records {str(meta['weights_sha256'])[:16]}… (truncated, "
-            "altered, or from another training run).",
-            hint="restore both files from the same training run.",
-        )
+    blob = read_verified_bytes(wpath, meta["weights_sha256"], "The probe weights")
     from safetensors.torch import load as st_load
 
     try:
@@ -226,30 +212,6 @@ def _read_weights(wpath: Path, meta: Mapping[str, Any]) -> dict[str, torch.Tenso
             f"expected ({meta['input_dim']},) / (1,)."
         )
     return tensors
-
-
-def _encoder_for(
-    enc_meta: Mapping[str, Any],
-    encoder: SentenceEncoder | None,
-    device: str | torch.device | None,
-    directory: Path,
-) -> SentenceEncoder:
-    """``encoder``, or the one the metadata names; either way as wide as the probe's."""
-    if encoder is None:
-        enc_id = enc_meta.get("id", DEFAULT_ENCODER_ID)
-        if enc_id == DEFAULT_ENCODER_ID:
-            encoder = get_default_encoder(device)
-        else:
-            encoder = SentenceEncoder(
-                enc_id, device=device, max_length=int(enc_meta.get("max_length", 256))
-            )
-    if encoder.dim != enc_meta.get("dim"):
-        raise ConfigError(
-            f"the probe in {directory} was trained on a {enc_meta.get('dim')}-d encoder "
-            f"({enc_meta.get('id')}), but the given encoder {encoder.id} is {encoder.dim}-d.",
-            hint="pass the encoder named in metadata.json (or none to load it).",
-        )
-    return encoder
 
 
 class EmbeddingProbeCost(CostModel):
@@ -504,7 +466,7 @@ class EmbeddingProbeCost(CostModel):
         threshold = meta["threshold"]
         if not isinstance(threshold, int | float) or not math.isfinite(threshold):
             raise ArtifactError(f"metadata threshold {threshold!r} is not a finite number.")
-        encoder = _encoder_for(meta["encoder"], encoder, device, directory)
+        encoder = encoder_for(meta["encoder"], encoder, device, f"the probe in {directory}")
         try:
             return cls(
                 encoder,

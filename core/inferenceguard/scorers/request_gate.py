@@ -44,10 +44,10 @@ from typing import Any
 
 import torch
 
-from .._io import atomic_write_bytes
+from .._io import atomic_write_bytes, read_verified_bytes
 from .._version import __version__
 from ..errors import ArtifactError, ConfigError
-from .embedding import DEFAULT_ENCODER_ID, SentenceEncoder, get_default_encoder
+from .embedding import SentenceEncoder, encoder_for
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "META_FILE", "WEIGHTS_FILE", "RequestHarmGate"]
 
@@ -267,11 +267,16 @@ class RequestHarmGate:
 
         Raises:
             ArtifactError: a file is missing, truncated, altered or inconsistent.
+            ConfigError: ``encoder`` has another width than the gate was trained on.
             ModelLoadError: the base encoder cannot be loaded.
         """
         directory = Path(directory)
         meta = _read_metadata(directory)
-        blob = _read_blob(directory / meta.get("weights_file", WEIGHTS_FILE), meta)
+        blob = read_verified_bytes(
+            directory / meta.get("weights_file", WEIGHTS_FILE),
+            meta["weights_sha256"],
+            "The gate weights",
+        )
         from safetensors.torch import load as st_load
 
         try:
@@ -279,13 +284,7 @@ class RequestHarmGate:
             head_weight, head_bias = tensors.pop("head.weight"), tensors.pop("head.bias")
         except Exception as exc:  # safetensors raises its own error types
             raise ArtifactError(f"{directory} holds no valid gate weights ({exc!r}).") from exc
-        if encoder is None:
-            enc_id = meta["encoder"].get("id", DEFAULT_ENCODER_ID)
-            encoder = (
-                get_default_encoder(device)
-                if enc_id == DEFAULT_ENCODER_ID
-                else SentenceEncoder(enc_id, device=device)
-            )
+        encoder = encoder_for(meta["encoder"], encoder, device, f"the gate in {directory}")
         try:
             return cls(
                 encoder,
@@ -323,22 +322,3 @@ def _read_metadata(directory: Path) -> dict[str, Any]:
     if missing:
         raise ArtifactError(f"{path} lacks the fields {missing}.")
     return meta
-
-
-def _read_blob(path: Path, meta: Mapping[str, Any]) -> bytes:
-    """The weights' bytes, after checking them against the recorded sha256."""
-    try:
-        blob = path.read_bytes()
-    except FileNotFoundError:
-        raise ArtifactError(
-            f"The gate weights {path} are missing.", hint="restore the file or re-train."
-        ) from None
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != meta["weights_sha256"]:
-        raise ArtifactError(
-            f"{path} does not match its metadata: sha256 {digest[:16]}… but metadata.json "
-            f"records {str(meta['weights_sha256'])[:16]}… (truncated, altered, or from "
-            "another training run).",
-            hint="restore both files from the same training run.",
-        )
-    return blob
