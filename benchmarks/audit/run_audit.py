@@ -8,11 +8,15 @@
     # issue 16, the retrained probe with a refusal required, and the request-aware reward:
     HF_HUB_OFFLINE=1 python benchmarks/audit/run_audit.py --arm guard --no-critic \
         --label guard_v3_nocritic
-    HF_HUB_OFFLINE=1 python benchmarks/audit/run_audit.py --arm guard --label guard_v3  # default
+    HF_HUB_OFFLINE=1 python benchmarks/audit/run_audit.py --arm guard --label guard_v3
+    # the fine-tuned request gate in the default cost and reward, and its critic:
+    HF_HUB_OFFLINE=1 python benchmarks/audit/run_audit.py --arm guard --no-critic \
+        --label guard_v4_nocritic
+    HF_HUB_OFFLINE=1 python benchmarks/audit/run_audit.py --arm guard --label guard_v4  # default
 
-guard_v1 and guard_v2 ran with the old probe (2e9ba22f) and the old defaults; the
-library's defaults have changed since, so re-running those two commands now does not
-reproduce them.
+guard_v1 and guard_v2 ran with the old probe (2e9ba22f) and the old defaults, guard_v3
+with the probe's own request gate (and the critic trained for it); the library's
+defaults have changed since, so re-running those commands now does not reproduce them.
 
 Each answer is one JSON line in ``answers_<label>.jsonl`` (resumable: prompts already
 answered are skipped). The cost and reward recorded next to each answer are the embedded
