@@ -8,14 +8,16 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "atomic_dir",
     "atomic_write_bytes",
     "atomic_write_text",
     "home_dir",
+    "read_metadata_file",
     "read_verified_bytes",
     "sha256_file",
 ]
@@ -121,3 +123,58 @@ def read_verified_bytes(path: str | os.PathLike, expected_sha256: str, what: str
             hint="restore both files from the same training run.",
         )
     return blob
+
+
+def read_metadata_file(
+    path: str | os.PathLike,
+    *,
+    format: str,
+    version: int,
+    required: Sequence[str],
+    what: str,
+    hint: str,
+) -> dict[str, Any]:
+    """An artefact's JSON metadata, checked for its format, version and required fields.
+
+    Args:
+        path: the ``metadata.json`` file.
+        format: the ``"format"`` value the artefact must declare.
+        version: the one ``"format_version"`` this library reads.
+        required: fields that must be present.
+        what: names the artefact in messages ("embedding-probe").
+        hint: how to get a good folder ("pass the folder written by ....save()").
+
+    Raises:
+        ArtifactError: missing, unreadable or truncated, of another format or version,
+            or lacking a required field.
+    """
+    import json
+
+    from ._version import __version__
+    from .errors import ArtifactError
+
+    path = Path(path)
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(
+            f"No {path.name} in {path.parent}: not a {what} folder.", hint=hint
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(
+            f"{path} is unreadable or truncated ({exc}).",
+            hint="restore the file or re-create the folder.",
+        ) from exc
+    if not isinstance(meta, dict) or meta.get("format") != format:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ArtifactError(f"{path} has format {got!r}, expected {format!r}.")
+    if meta.get("format_version") != version:
+        raise ArtifactError(
+            f"{path} has format_version {meta.get('format_version')!r}; this library "
+            f"(inferenceguard {__version__}) reads version {version}.",
+            hint="upgrade inferenceguard or re-create the folder with this version.",
+        )
+    missing = [k for k in required if k not in meta]
+    if missing:
+        raise ArtifactError(f"{path} lacks the fields {missing}.")
+    return meta

@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-from .._io import atomic_write_bytes, read_verified_bytes
+from .._io import atomic_write_bytes, read_metadata_file, read_verified_bytes
 from .._version import __version__
 from ..errors import ArtifactError, ConfigError
 from .base import CostModel
@@ -408,31 +408,14 @@ class EmbeddingProbeCost(CostModel):
             ArtifactError: missing, unparsable or of an unknown format/version.
         """
         path = Path(directory) / META_FILE
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ArtifactError(
-                f"No {META_FILE} in {Path(directory)}: not an embedding-probe folder.",
-                hint="pass the folder written by EmbeddingProbeCost.save() or train_default_cost.",
-            ) from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ArtifactError(
-                f"{path} is unreadable or truncated ({exc}).",
-                hint="re-create it with benchmarks/train_default_cost.py or restore the file.",
-            ) from exc
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-            raise ArtifactError(f"{path} has format {got!r}, expected {FORMAT!r}.")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ArtifactError(
-                f"{path} has format_version {meta.get('format_version')!r}; this library "
-                f"(inferenceguard {__version__}) reads version {FORMAT_VERSION}.",
-                hint="upgrade inferenceguard or re-train the probe.",
-            )
-        required = ("encoder", "features", "input_dim", "threshold", "weights_sha256")
-        missing = [k for k in required if k not in meta]
-        if missing:
-            raise ArtifactError(f"{path} lacks the fields {missing}.")
+        meta = read_metadata_file(
+            path,
+            format=FORMAT,
+            version=FORMAT_VERSION,
+            required=("encoder", "features", "input_dim", "threshold", "weights_sha256"),
+            what="embedding-probe",
+            hint="pass the folder written by EmbeddingProbeCost.save() or train_default_cost.",
+        )
         unknown = [f for f in meta["features"] if f not in FEATURE_BLOCKS]
         if unknown or not meta["features"]:
             raise ArtifactError(f"{path} names unknown feature blocks {unknown or '[]'}.")

@@ -44,7 +44,7 @@ from typing import Any
 
 import torch
 
-from .._io import atomic_write_bytes, read_verified_bytes
+from .._io import atomic_write_bytes, read_metadata_file, read_verified_bytes
 from .._version import __version__
 from ..errors import ArtifactError, ConfigError
 from .embedding import SentenceEncoder, encoder_for
@@ -271,7 +271,14 @@ class RequestHarmGate:
             ModelLoadError: the base encoder cannot be loaded.
         """
         directory = Path(directory)
-        meta = _read_metadata(directory)
+        meta = read_metadata_file(
+            directory / META_FILE,
+            format=FORMAT,
+            version=FORMAT_VERSION,
+            required=("encoder", "max_length", "weights_sha256"),
+            what="request-gate",
+            hint="pass the folder written by RequestHarmGate.save().",
+        )
         blob = read_verified_bytes(
             directory / meta.get("weights_file", WEIGHTS_FILE),
             meta["weights_sha256"],
@@ -296,29 +303,3 @@ class RequestHarmGate:
             )
         except ConfigError as exc:
             raise ArtifactError(f"{directory} holds an inconsistent gate: {exc}") from exc
-
-
-def _read_metadata(directory: Path) -> dict[str, Any]:
-    path = directory / META_FILE
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(
-            f"No {META_FILE} in {directory}: not a request-gate folder.",
-            hint="pass the folder written by RequestHarmGate.save().",
-        ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path} is unreadable or truncated ({exc}).") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise ArtifactError(f"{path} has format {got!r}, expected {FORMAT!r}.")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(
-            f"{path} has format_version {meta.get('format_version')!r}; this library "
-            f"(inferenceguard {__version__}) reads version {FORMAT_VERSION}.",
-            hint="upgrade inferenceguard or re-train the gate.",
-        )
-    missing = [k for k in ("encoder", "max_length", "weights_sha256") if k not in meta]
-    if missing:
-        raise ArtifactError(f"{path} lacks the fields {missing}.")
-    return meta
