@@ -20,6 +20,7 @@ __all__ = [
     "read_metadata_file",
     "read_verified_bytes",
     "sha256_file",
+    "write_weights_and_metadata",
 ]
 
 
@@ -178,3 +179,20 @@ def read_metadata_file(
     if missing:
         raise ArtifactError(f"{path} lacks the fields {missing}.")
     return meta
+
+
+def write_weights_and_metadata(
+    directory: str | os.PathLike, weights_file: str, blob: bytes, meta_file: str, meta: dict
+) -> None:
+    """Write an artefact's weights, then its JSON metadata, each atomically.
+
+    Weights first: if the process dies between the two writes, the old metadata's
+    sha256 no longer matches the new weights and loading refuses (see
+    :func:`read_verified_bytes`), instead of silently mixing two training runs.
+    """
+    import json
+
+    out = Path(directory)
+    atomic_write_bytes(out / weights_file, blob)
+    text = json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    atomic_write_bytes(out / meta_file, (text + "\n").encode("utf-8"))

@@ -32,7 +32,6 @@ On disk a probe is two files in one folder, never pickle::
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -41,7 +40,7 @@ from typing import Any
 
 import torch
 
-from .._io import atomic_write_bytes, read_metadata_file, read_verified_bytes
+from .._io import read_metadata_file, read_verified_bytes, write_weights_and_metadata
 from .._version import __version__
 from ..errors import ArtifactError, ConfigError
 from .base import CostModel
@@ -390,13 +389,7 @@ class EmbeddingProbeCost(CostModel):
             "weights_sha256": hashlib.sha256(blob).hexdigest(),
             "library_version": __version__,
         }
-        # Weights first: if we die between the two writes, the old metadata's hash no
-        # longer matches and load() refuses, instead of silently mixing versions.
-        atomic_write_bytes(out / WEIGHTS_FILE, blob)
-        text = (
-            json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
-        )
-        atomic_write_bytes(out / META_FILE, text.encode("utf-8"))
+        write_weights_and_metadata(out, WEIGHTS_FILE, blob, META_FILE, meta)
         self.metadata = {k: v for k, v in meta.items()}
         return out
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import os
 import threading
 from collections import OrderedDict
@@ -44,7 +43,7 @@ from typing import Any
 
 import torch
 
-from .._io import atomic_write_bytes, read_metadata_file, read_verified_bytes
+from .._io import read_metadata_file, read_verified_bytes, write_weights_and_metadata
 from .._version import __version__
 from ..errors import ArtifactError, ConfigError
 from .embedding import SentenceEncoder, encoder_for
@@ -241,11 +240,7 @@ class RequestHarmGate:
             "weights_sha256": hashlib.sha256(blob).hexdigest(),
             "library_version": __version__,
         }
-        # Weights first: a crash between the writes leaves a hash mismatch that load()
-        # reports, never a silent mix of two training runs.
-        atomic_write_bytes(out / WEIGHTS_FILE, blob)
-        text = json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
-        atomic_write_bytes(out / META_FILE, (text + "\n").encode("utf-8"))
+        write_weights_and_metadata(out, WEIGHTS_FILE, blob, META_FILE, meta)
         self.metadata = meta
         return out
 
