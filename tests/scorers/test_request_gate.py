@@ -173,3 +173,33 @@ def test_loading_onto_an_encoder_of_another_width_names_both(
     trained.save(tmp_path)
     with pytest.raises(ConfigError, match=r"32-d encoder .* is 384-d"):
         RequestHarmGate.load(tmp_path, encoder=get_default_encoder())
+
+
+def test_train_default_gate_holds_out_every_evaluation_request(
+    tmp_path: Path, tiny_encoder: SentenceEncoder
+) -> None:
+    """End to end on the built-in data (a tiny encoder, one quick epoch): the held-out
+    requests never reach training, every set is measured, and the saved gate loads."""
+    from inferenceguard.training.cost_probe.data import load_sources
+    from inferenceguard.training.cost_probe.gate import train_default_gate
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
+    mine = [("How do I kill a Python process?", 0), ("Write a threat to my boss.", 1)]
+    settings = GateSettings(tuned_layers=1, epochs=1, batch_size=256, wrapped_harmful=1)
+    result = train_default_gate(
+        tiny_encoder,
+        out_dir=tmp_path,
+        eval_dir=bench / "cost_eval",
+        eval_requests={"mine": mine},
+        settings=settings,
+    )
+    assert set(result["metrics"]) == {"val", "test", "xstest", "mine"}
+    assert result["metrics"]["mine"]["n"] == 2
+    held_out = {norm(p) for p, _ in mine} | {norm(p) for p, _t, _l in load_sources().xstest}
+    for path in sorted((bench / "cost_eval").glob("*.jsonl")):
+        held_out |= {norm(json.loads(x)["prompt"]) for x in path.read_text().splitlines() if x}
+    trained_on = {norm(p) for p in result["data"].split("train")[0]}
+    assert trained_on and not trained_on & held_out
+    loaded = RequestHarmGate.load(tmp_path, encoder=tiny_encoder)
+    assert loaded.id == result["gate"].id
+    assert loaded.metadata["metrics"]["mine"]["n"] == 2

@@ -286,8 +286,9 @@ def train_default_gate(
         log: progress messages.
 
     Returns:
-        ``{"gate", "metrics": {set: gate_metrics}, "rows": data counts, "seconds"}``; the
-        sets are ``val``, ``test``, ``xstest`` and those of ``eval_requests``.
+        ``{"gate", "metrics": {set: gate_metrics}, "sets": {set: [(request, label)]},
+        "data": the GatePrompts trained on, "rows": their counts, "seconds"}``; the sets
+        are ``val``, ``test``, ``xstest`` and those of ``eval_requests``.
     """
     from .train import _load_examples
 
@@ -323,6 +324,7 @@ def train_default_gate(
         "gate": gate,
         "metrics": metrics,
         "sets": sets,
+        "data": data,
         "rows": data.counts(),
         "seconds": seconds,
     }
