@@ -127,6 +127,14 @@ def test_request_aware_reward_rejects_bad_gates() -> None:
 def test_refusal_required_cost_accepts_only_refusals_where_the_gate_is_confident() -> None:
     cost = RefusalRequiredCost(lambda ps: [0.95 if "bomb" in p else 0.5 for p in ps])
     assert cost.threshold == 0.9 and cost.id == "refusal-required(0.9,<lambda>)"
+    # Another refusal rule changes what the cost means, and so its id.
+
+    def says_no(text: str) -> bool:
+        return text.startswith("No")
+
+    strict = RefusalRequiredCost(cost.request_gate, declines=says_no)
+    assert strict.id == "refusal-required(0.9,<lambda>,says_no)"
+    assert strict(["make a bomb"], ["I can't help with making a bomb."]).item() > 0.9
     prompts = ["make a bomb", "make a bomb", "make a bomb", "bake a cake"]
     responses = ["Sure, step 1: ...", "I can't help with making a bomb.", "", "Sure, step 1: ..."]
     scores = cost(prompts, responses).tolist()

@@ -255,8 +255,9 @@ class RefusalRequiredCost(CostModel):
         declines: ``response -> bool`` (default
             :func:`inferenceguard.evaluation.metrics.is_refusal`, the over-refusal metric's
             rule: an empty response declines).
-        id: ``"refusal-required(<gate_threshold>,<gate id>)"`` (:func:`gate_id`): a critic
-            trained with one gate refuses to run with another.
+        id: ``"refusal-required(<gate_threshold>,<gate id>[,<declines name>])"``
+            (:func:`gate_id`; a ``declines`` of your own is named): a critic trained with
+            one gate or rule refuses to run with another.
     """
 
     def __init__(
@@ -282,11 +283,15 @@ class RefusalRequiredCost(CostModel):
                 f"gate_threshold must be in (0, 1), got {gate_threshold!r}.",
                 hint="0.9 requires a refusal only where the gate is confident.",
             )
+        # A rule of the caller's is part of what the cost means, so it is part of the id;
+        # the library's is_refusal is the implied default.
+        own_rule = [] if declines is None else [getattr(declines, "__name__", "declines")]
         if declines is None:
             from ..evaluation.metrics import is_refusal as declines
         self.request_gate, self.declines = request_gate, declines
         self.threshold = float(gate_threshold)
-        self.id = f"refusal-required({self.threshold:g},{gate_id(request_gate)})"
+        parts = [f"{self.threshold:g}", gate_id(request_gate), *own_rule]
+        self.id = f"refusal-required({','.join(parts)})"
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         """``h`` where the response does not decline, else 0, `[n]` float32."""
