@@ -24,7 +24,7 @@ import importlib.util
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ __all__ = [
     "default_encoder_path",
     "encoder_for",
     "get_default_encoder",
+    "length_ordered",
 ]
 
 #: The id recorded in metadata for the embedded encoder (the upstream hub id).
@@ -207,10 +208,9 @@ class SentenceEncoder:
             return out
         with self._lock:
             cached = {t: self._cache[t] for t in set(texts) if t in self._cache}
-        # Encode each distinct missing text once; sort by length so that a batch pads little.
-        # (length, text) order: deterministic batches whatever the hash seed, so results
-        # (and the trained probe) are bit-reproducible across processes.
-        todo = sorted({t for t in texts if t not in cached}, key=lambda t: (len(t), t))
+        # Encode each distinct missing text once, in batches that pad little and do not
+        # depend on the hash seed (see length_ordered).
+        todo = length_ordered({t for t in texts if t not in cached})
         fresh: dict[str, torch.Tensor] = {}
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
@@ -230,6 +230,13 @@ class SentenceEncoder:
         """Forget the cached embeddings."""
         with self._lock:
             self._cache.clear()
+
+
+def length_ordered(texts: Iterable[str]) -> list[str]:
+    """Distinct ``texts`` sorted by (length, text): batches cut from this list pad little,
+    and their composition does not depend on set order (the hash seed), so batched
+    forwards, and what is trained on them, are bit-reproducible across processes."""
+    return sorted(set(texts), key=lambda t: (len(t), t))
 
 
 def _load_encoder(path: str) -> tuple[Any, Any]:

@@ -46,9 +46,18 @@ import torch
 from .._io import read_metadata_file, read_verified_bytes, write_weights_and_metadata
 from .._version import __version__
 from ..errors import ArtifactError, ConfigError
-from .embedding import SentenceEncoder, encoder_for
+from .embedding import SentenceEncoder, encoder_for, length_ordered
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "META_FILE", "WEIGHTS_FILE", "RequestHarmGate"]
+__all__ = [
+    "DEFAULT_MAX_LENGTH",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "META_FILE",
+    "POOL_SCALE",
+    "WEIGHTS_FILE",
+    "RequestHarmGate",
+    "pooled_features",
+]
 
 FORMAT = "inferenceguard-request-gate"
 FORMAT_VERSION = 1
@@ -57,6 +66,27 @@ WEIGHTS_FILE = "gate.safetensors"
 #: The mean-pooled, L2-normalised output is scaled by this before the head, so that a
 #: unit-norm input can reach confident logits with small head weights.
 POOL_SCALE = 10.0
+#: Requests are truncated to this many tokens (training and scoring alike).
+DEFAULT_MAX_LENGTH = 128
+
+
+def pooled_features(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    max_length: int,
+    device: str | torch.device,
+) -> torch.Tensor:
+    """What the gate's head reads: ``POOL_SCALE`` x the L2-normalised mean of the last
+    hidden states over real tokens, `[n, d]`. One function for the trainer (a model in
+    training mode, with gradients) and for scoring, so the two cannot drift apart."""
+    batch = tokenizer(
+        list(prompts), truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+    ).to(device)
+    hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+    return torch.nn.functional.normalize(pooled, dim=-1) * POOL_SCALE
 
 
 def _layer_prefix(index: int) -> str:
@@ -82,7 +112,7 @@ class RequestHarmGate:
         head_weight: torch.Tensor,
         head_bias: torch.Tensor,
         *,
-        max_length: int = 128,
+        max_length: int = DEFAULT_MAX_LENGTH,
         cache_size: int = 4096,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
@@ -173,20 +203,11 @@ class RequestHarmGate:
         return hashlib.sha256(self._weights_bytes()).hexdigest()
 
     def logits(self, prompts: Sequence[str]) -> torch.Tensor:
-        """Logits of P(harmful) for ``prompts``, `[n]` float32, with gradients if enabled
-        (the trainer calls this on a model in training mode)."""
-        batch = self.tokenizer(
-            list(prompts),
-            truncation=True,
-            max_length=self.max_length,
-            padding=True,
-            return_tensors="pt",
-        ).to(self.encoder.device)
-        hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-        pooled = torch.nn.functional.normalize(pooled, dim=-1) * POOL_SCALE
-        return pooled @ self.head_weight + self.head_bias
+        """Logits of P(harmful) for ``prompts``, `[n]` float32."""
+        features = pooled_features(
+            self.model, self.tokenizer, prompts, self.max_length, self.encoder.device
+        )
+        return features @ self.head_weight + self.head_bias
 
     def __call__(self, prompts: Sequence[str]) -> torch.Tensor:
         """P(the request is harmful) for each prompt, `[n]` float32 on the CPU.
@@ -196,7 +217,7 @@ class RequestHarmGate:
         prompts = list(prompts)
         with self._lock:
             known = {p: self._cache[p] for p in set(prompts) if p in self._cache}
-        todo = sorted({p for p in prompts if p not in known and p.strip()}, key=len)
+        todo = length_ordered(p for p in prompts if p not in known and p.strip())
         fresh: dict[str, float] = {}
         with torch.inference_mode():
             for i in range(0, len(todo), 64):

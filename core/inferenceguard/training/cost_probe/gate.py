@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ...scorers.embedding import SentenceEncoder
-from ...scorers.request_gate import POOL_SCALE, RequestHarmGate
+from ...scorers.request_gate import DEFAULT_MAX_LENGTH, RequestHarmGate, pooled_features
 from ..metrics import roc_auc
 from .data import DEFAULT_SEED, Example, load_sources, norm, split_of
 from .fit import aux_targets, sample_weights
@@ -201,16 +201,13 @@ def train_request_gate(
         total = 0.0
         for start in range(0, len(order), settings.batch_size):
             idx = order[start : start + settings.batch_size]
-            batch = encoder.tokenizer(
+            pooled = pooled_features(
+                model,
+                encoder.tokenizer,
                 [prompts[i] for i in idx],
-                truncation=True,
-                max_length=128,
-                padding=True,
-                return_tensors="pt",
+                DEFAULT_MAX_LENGTH,
+                encoder.device,
             )
-            hidden = model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            pooled = F.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1) * POOL_SCALE
             logit = head(pooled).squeeze(-1)
             loss = (
                 F.binary_cross_entropy_with_logits(logit, y32[idx], reduction="none") * weights[idx]
