@@ -18,7 +18,6 @@ byte. The data are requests only, labelled harmful (1) or benign (0):
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 import time
@@ -29,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ...scorers.embedding import SentenceEncoder
-from ...scorers.request_gate import DEFAULT_MAX_LENGTH, RequestHarmGate, pooled_features
+from ...scorers.request_gate import DEFAULT_MAX_LENGTH, RequestHarmGate
 from ..metrics import roc_auc
 from .data import DEFAULT_SEED, Example, load_sources, norm, split_of
-from .fit import aux_targets, sample_weights
+from .fit import aux_targets
 from .texts import TEMPLATE_DIR
+from .tuned import fine_tune_heads
 
 __all__ = [
     "GatePrompts",
@@ -169,66 +168,26 @@ def train_request_gate(
     holds the weights rounded to float16, as :meth:`RequestHarmGate.save` stores them,
     so what is measured is what ships.
     """
-    torch.manual_seed(settings.seed)
     prompts, labels, sources = data.split("train")
-    model = copy.deepcopy(encoder.model).train()
-    model.requires_grad_(False)
-    n_layers = int(model.config.num_hidden_layers)
-    tuned = list(range(n_layers - settings.tuned_layers, n_layers))
-    params = [p for i in tuned for p in model.encoder.layer[i].parameters()]
-    for p in params:
-        p.requires_grad_(True)
-    head = torch.nn.Linear(encoder.dim, 1)
-    y = torch.tensor(labels, dtype=torch.float64)
-    weights = sample_weights(y, sources, 0.5).float()
-    weights = weights / weights.mean()
-    y32 = y.float()
-    steps = settings.epochs * -(-len(prompts) // settings.batch_size)
-    opt = torch.optim.AdamW(
-        [
-            {"params": params, "lr": settings.lr},
-            {"params": head.parameters(), "lr": settings.head_lr},
-        ],
-        weight_decay=0.01,
+    layers, [(head_weight, head_bias)] = fine_tune_heads(
+        encoder,
+        prompts,
+        [[label] for label in labels],
+        sources,
+        tuned_layers=settings.tuned_layers,
+        epochs=settings.epochs,
+        lr=settings.lr,
+        head_lr=settings.head_lr,
+        batch_size=settings.batch_size,
+        max_length=DEFAULT_MAX_LENGTH,
+        seed=settings.seed,
+        log=lambda m: log(f"gate {m}"),
     )
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=[settings.lr, settings.head_lr], total_steps=steps, pct_start=0.1
-    )
-    order_rng = torch.Generator().manual_seed(settings.seed)
-    t0 = time.perf_counter()
-    for epoch in range(settings.epochs):
-        order = torch.randperm(len(prompts), generator=order_rng).tolist()
-        total = 0.0
-        for start in range(0, len(order), settings.batch_size):
-            idx = order[start : start + settings.batch_size]
-            pooled = pooled_features(
-                model,
-                encoder.tokenizer,
-                [prompts[i] for i in idx],
-                DEFAULT_MAX_LENGTH,
-                encoder.device,
-            )
-            logit = head(pooled).squeeze(-1)
-            loss = (
-                F.binary_cross_entropy_with_logits(logit, y32[idx], reduction="none") * weights[idx]
-            ).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
-        log(f"gate epoch {epoch}: loss {total / len(order):.4f} ({time.perf_counter() - t0:.0f} s)")
-    state = model.state_dict()
-    layers = {
-        k: v.detach().half()
-        for k, v in state.items()
-        if any(k.startswith(f"encoder.layer.{i}.") for i in tuned)
-    }
     return RequestHarmGate(
         encoder,
         layers,
-        head.weight.detach().reshape(-1).half(),
-        head.bias.detach().reshape(1).half(),
+        head_weight,
+        head_bias,
         metadata={
             "training": {
                 "method": "fine-tuned top encoder layers + logistic head, weighted BCE, AdamW",

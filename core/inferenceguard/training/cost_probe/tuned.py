@@ -1,0 +1,145 @@
+"""Fine-tune the top layers of the encoder and logistic heads: the gate's and judge's loop.
+
+:func:`fine_tune_heads` is the training loop of every
+:class:`~inferenceguard.scorers.tuned_encoder.TunedEncoderHeads` model: class-balanced,
+source-reweighted binary cross-entropy per head (the probe's
+:func:`~.fit.sample_weights`), where a text may have no label for some heads (it then
+trains only the others), AdamW with a one-cycle schedule. The same data, seed and thread
+count give the same weights byte for byte.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ...scorers.embedding import SentenceEncoder
+from ...scorers.tuned_encoder import pooled_features
+from .fit import sample_weights
+
+__all__ = ["fine_tune_heads"]
+
+
+def _head_weights(
+    targets: torch.Tensor, sources: Sequence[str], source_power: float
+) -> torch.Tensor:
+    """`[n, H]` float32 loss weights: per head, over its labelled rows, class-balanced and
+    source-reweighted, with mean 1; 0 where the row has no label for the head."""
+    out = torch.zeros(targets.shape, dtype=torch.float32)
+    for h in range(targets.shape[1]):
+        known = ~torch.isnan(targets[:, h])
+        rows = known.nonzero().reshape(-1).tolist()
+        if not rows:
+            continue
+        w = sample_weights(
+            targets[known, h].double(), [sources[i] for i in rows], source_power
+        ).float()
+        out[known, h] = w / w.mean()
+    return out
+
+
+def fine_tune_heads(
+    encoder: SentenceEncoder,
+    texts: Sequence[str],
+    targets: Sequence[Sequence[float | None]],
+    sources: Sequence[str],
+    *,
+    tuned_layers: int,
+    epochs: int,
+    lr: float,
+    head_lr: float,
+    batch_size: int,
+    max_length: int,
+    seed: int,
+    source_power: float = 0.5,
+    log: Callable[[str], Any] = lambda _m: None,
+) -> tuple[dict[str, torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Fine-tune the top ``tuned_layers`` of a copy of ``encoder`` and one logistic head per
+    target column.
+
+    Args:
+        encoder: the frozen base encoder (it is copied, not changed).
+        texts: `[n]` training texts.
+        targets: `[n][H]` labels in {0, 1}, ``None`` where a text has no label for a head.
+        sources: `[n]` source names, for the per-source re-weighting.
+        tuned_layers, epochs, lr, head_lr, batch_size: the recipe (lr is the tuned layers'
+            peak learning rate, head_lr the heads').
+        max_length: texts are truncated to this many tokens.
+        seed: dropout, head initialisation and data order.
+        source_power: see :func:`~.fit.sample_weights`.
+        log: progress messages, one per epoch.
+
+    Returns:
+        ``(layers, heads)``: the tuned layers' parameters named as in the encoder's state
+        dict, and ``(weight [d], bias [1])`` per head, all rounded to float16 as they ship.
+    """
+    torch.manual_seed(seed)
+    model = copy.deepcopy(encoder.model).train()
+    model.requires_grad_(False)
+    n_layers = int(model.config.num_hidden_layers)
+    tuned = list(range(n_layers - tuned_layers, n_layers))
+    params = [p for i in tuned for p in model.encoder.layer[i].parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    n_heads = len(targets[0]) if targets else 0
+    head = torch.nn.Linear(encoder.dim, n_heads)
+    y = torch.tensor(
+        [[math.nan if v is None else float(v) for v in row] for row in targets],
+        dtype=torch.float32,
+    )
+    weights = _head_weights(y, sources, source_power)
+    known = ~torch.isnan(y)
+    steps = epochs * -(-len(texts) // batch_size)
+    opt = torch.optim.AdamW(
+        [{"params": params, "lr": lr}, {"params": head.parameters(), "lr": head_lr}],
+        weight_decay=0.01,
+    )
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=[lr, head_lr], total_steps=steps, pct_start=0.1
+    )
+    order_rng = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        order = torch.randperm(len(texts), generator=order_rng).tolist()
+        total = 0.0
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            pooled = pooled_features(
+                model, encoder.tokenizer, [texts[i] for i in idx], max_length, encoder.device
+            )
+            logits = head(pooled)
+            loss = None
+            for h in range(n_heads):
+                m = known[idx, h]
+                if not bool(m.any()):
+                    continue
+                bce = F.binary_cross_entropy_with_logits(
+                    logits[:, h][m], y[idx, h][m], reduction="none"
+                )
+                term = (bce * weights[idx, h][m]).mean()
+                loss = term if loss is None else loss + term
+            if loss is None:  # no label in this batch for any head
+                continue
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        log(f"epoch {epoch}: loss {total / len(order):.4f} ({time.perf_counter() - t0:.0f} s)")
+    state = model.state_dict()
+    layers = {
+        k: v.detach().half()
+        for k, v in state.items()
+        if any(k.startswith(f"encoder.layer.{i}.") for i in tuned)
+    }
+    heads = [
+        (head.weight[h].detach().reshape(-1).half(), head.bias[h].detach().reshape(1).half())
+        for h in range(n_heads)
+    ]
+    return layers, heads
