@@ -77,3 +77,34 @@ def test_train_cost_gate_trains_the_request_gate_with_the_same_data_options(
     assert seen["generated_path"] is None and seen["encoder"] == "encoder@None"
     printed = capsys.readouterr().out
     assert "xstest" in printed and "0.970" in printed and "request-gate:fake:0123" in printed
+
+
+def test_train_cost_judge_trains_the_response_judge_with_the_same_data_options(
+    monkeypatch, tmp_path, capsys
+):
+    from inferenceguard.scorers import embedding
+    from inferenceguard.training.cost_probe import judge as judge_training
+
+    seen: dict[str, Any] = {}
+    row = {"n": 12, "positive": 5, "roc_auc": 0.96, "fpr@0.5": 0.05, "recall@0.5": 0.9}
+
+    class FakeJudge:
+        id = "response-judge:fake:4567"
+
+    def fake_train(encoder: Any, **kwargs: Any) -> dict[str, Any]:
+        seen.update(kwargs, encoder=encoder)
+        return {"judge": FakeJudge(), "metrics": {"test": {"complies": row, "toxic": row}}}
+
+    monkeypatch.setattr(judge_training, "train_default_judge", fake_train)
+    monkeypatch.setattr(embedding, "get_default_encoder", lambda device=None: f"encoder@{device}")
+    out = tmp_path / "judge"
+    assert main(["train-cost", "--judge", "--out", str(out), "--seed", "4"]) == 0
+    assert seen["out_dir"] == str(out) and seen["settings"].seed == 4
+    printed = capsys.readouterr().out
+    assert "complies" in printed and "0.960" in printed and "response-judge:fake:4567" in printed
+
+
+def test_train_cost_takes_gate_or_judge_not_both(capsys):
+    with pytest.raises(SystemExit):
+        main(["train-cost", "--gate", "--judge"])
+    assert "not allowed with" in capsys.readouterr().err

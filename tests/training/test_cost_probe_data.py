@@ -86,8 +86,16 @@ def test_templates_are_split_too() -> None:
 
 def test_template_files_are_read_once_and_read_only() -> None:
     names = sorted(p.stem for p in TEMPLATE_DIR.glob("*.json"))
-    # gate_prompts.json is the request gate's (read by training.cost_probe.gate).
-    assert names == ["gate_prompts", "procedural", "prompts", "responses", "statements"]
+    # gate_prompts.json is the request gate's (read by training.cost_probe.gate),
+    # judge_responses.json the response judge's (training.cost_probe.judge).
+    assert names == [
+        "gate_prompts",
+        "judge_responses",
+        "procedural",
+        "prompts",
+        "responses",
+        "statements",
+    ]
     responses = texts("responses")
     assert texts("responses") is responses  # cached
     assert "_comment" not in responses  # documentation, not a template set
@@ -123,6 +131,39 @@ def test_gate_prompts_are_distinct_and_never_an_evaluation_request() -> None:
             norm(json.loads(line)["prompt"]) for line in path.read_text().splitlines() if line
         }
     assert not held_out & {norm(p) for p in prompts}
+
+
+def test_judge_responses_are_distinct_labelled_and_never_an_evaluation_text() -> None:
+    """The response judge's written texts: every kind labelled, no duplicate response, and
+    no request or response of XSTest, the audit, the hand-written pairs or the cost-eval
+    sets among them."""
+    from inferenceguard.training.cost_probe.data import norm
+    from inferenceguard.training.cost_probe.judge import JUDGE_TEMPLATES, KIND_TARGETS
+
+    texts = json.loads(JUDGE_TEMPLATES.read_text(encoding="utf-8"))["texts"]
+    kinds = {t["kind"] for t in texts}
+    assert kinds == set(KIND_TARGETS)
+    assert all(t["request"].strip() and t["response"].strip() for t in texts)
+    assert len({norm(t["response"]) for t in texts}) == len(texts)
+    labels = [KIND_TARGETS[t["kind"]] for t in texts]
+    assert sum(c == 0 for c, _ in labels) >= 200 and sum(c == 1 for c, _ in labels) >= 500
+    assert sum(t == 1 for _, t in labels) >= 100
+    repo = Path(__file__).resolve().parents[2]
+    prompts = {norm(p) for p, _t, _l in load_sources().xstest}
+    responses: set[str] = set()
+    for path in [
+        repo / "benchmarks/audit/prompts.jsonl",
+        repo / "benchmarks/data/handwritten_eval.jsonl",
+        *sorted((repo / "benchmarks/data/cost_eval").glob("*.jsonl")),
+    ]:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line:
+                row = json.loads(line)
+                prompts.add(norm(row["prompt"]))
+                if "response" in row:
+                    responses.add(norm(row["response"]))
+    assert not prompts & {norm(t["request"]) for t in texts}
+    assert not responses & {norm(t["response"]) for t in texts}
 
 
 def test_sources_come_from_the_data_lookup() -> None:

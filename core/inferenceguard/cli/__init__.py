@@ -33,7 +33,7 @@ COMMANDS: dict[str, str] = {
 #: One line per verb for ``inferenceguard --help``, shown without importing the verb's module.
 SUMMARIES: dict[str, str] = {
     "chat": "chat with a guarded model (streams verified-safe text)",
-    "train-cost": "retrain the embedded cost probe",
+    "train-cost": "retrain the embedded cost probe, request gate or response judge",
     "train-critic": "collect rollouts and train a latent critic",
     "eval": "compare strategies on prompt sets",
     "serve": "OpenAI-compatible guarded server",

@@ -1,12 +1,15 @@
 """``inferenceguard train-cost``: retrain the embedded cost probe or, with ``--gate``, the
-request gate (both on all-MiniLM-L6-v2).
+request gate, or with ``--judge``, the response judge (all on all-MiniLM-L6-v2).
 
-A thin front end to :func:`inferenceguard.training.cost_probe.train_default_cost` and
-:func:`inferenceguard.training.cost_probe.gate.train_default_gate`; the data, splits and
+A thin front end to :func:`inferenceguard.training.cost_probe.train_default_cost`,
+:func:`inferenceguard.training.cost_probe.gate.train_default_gate` and
+:func:`inferenceguard.training.cost_probe.judge.train_default_judge`; the data, splits and
 models are described there. With ``--threads 1`` (the default) the same data and seed
 reproduce the shipped probe's ``head.safetensors`` byte for byte, and with
-``--gate --threads 2`` the shipped ``gate.safetensors``. ``benchmarks/train_default_cost.py``
-and ``benchmarks/train_request_gate.py`` run the same trainings and also write the reports.
+``--gate --threads 2`` (``--judge --threads 2``) the shipped ``gate.safetensors``
+(``judge.safetensors``). ``benchmarks/train_default_cost.py``,
+``benchmarks/train_request_gate.py`` and ``benchmarks/train_response_judge.py`` run the same
+trainings and also write the reports.
 """
 
 from __future__ import annotations
@@ -38,10 +41,15 @@ EPILOG = """examples:
   # retrain the request gate (P(harmful request)) of the default cost and reward
   inferenceguard train-cost --gate --out core/inferenceguard/assets/default_gate --threads 2
 
+  # retrain the response judge (P(complies), P(toxic)) of the default cost
+  inferenceguard train-cost --judge --out core/inferenceguard/assets/default_judge --threads 2
+
 then, in Python: from inferenceguard.scorers.embedding_probe import EmbeddingProbeCost
   cost_model = EmbeddingProbeCost.load("my_cost")
   (a gate: from inferenceguard.scorers.request_gate import RequestHarmGate;
    gate = RequestHarmGate.load("my_gate"); RefusalRequiredCost(gate))
+  (a judge: from inferenceguard.scorers.response_judge import ResponseJudge, JudgedPairCost;
+   JudgedPairCost(gate, ResponseJudge.load("my_judge")))
 """
 
 
@@ -52,17 +60,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_parser(
         subparsers,
         "train-cost",
-        help="retrain the embedded cost probe (or, with --gate, the request gate)",
+        help="retrain the embedded cost probe (or the request gate, or the response judge)",
         description="Build the response-level safety data set from the data folders, train "
         "the cost probe on its train split, print its metrics per split and save it. With "
-        "--gate, train the request gate on the same data's requests instead.",
+        "--gate, train the request gate on the same data's requests instead; with --judge, "
+        "the response judge on its responses.",
         epilog=EPILOG,
     )
-    p.add_argument(
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
         "--gate",
         action="store_true",
         help="train the request gate (fine-tuned MiniLM, P(harmful request)) instead of the "
         "probe; about 6 minutes on 2 threads",
+    )
+    which.add_argument(
+        "--judge",
+        action="store_true",
+        help="train the response judge (fine-tuned MiniLM, P(complies) and P(toxic)) instead "
+        "of the probe; about 10 minutes on 2 threads",
     )
     p.add_argument("--out", default="cost_probe", help="folder to write the probe to")
     p.add_argument(
@@ -132,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     if args.gate:
         return _run_gate(args)
+    if args.judge:
+        return _run_judge(args)
     report = cost_probe.train_default_cost(
         encoder=embedding.get_default_encoder(args.device), **train_kwargs(args)
     )
@@ -181,4 +199,35 @@ def format_gate_metrics(metrics: dict[str, Any]) -> str:
             f"{m['fpr@0.5']:7.3f}  {m['recall@0.5']:7.3f}  {m['fpr@0.9']:7.3f}  "
             f"{m['recall@0.9']:7.3f}"
         )
+    return "\n".join(lines)
+
+
+def _run_judge(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..scorers import embedding
+    from ..training.cost_probe import judge as judge_training
+
+    kwargs = train_kwargs(args)
+    settings = judge_training.JudgeSettings(seed=kwargs.pop("seed"))
+    result = judge_training.train_default_judge(
+        embedding.get_default_encoder(args.device),
+        settings=settings,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+        **kwargs,
+    )
+    print(format_judge_metrics(result["metrics"]))
+    print(f"saved {args.out} ({result['judge'].id})")
+    return 0
+
+
+def format_judge_metrics(metrics: dict[str, Any]) -> str:
+    """One line per split and head: labelled responses, positives, ROC-AUC, FPR and recall."""
+    lines = [f"{'split':>6}  {'head':>9}  {'n':>5}  positive  roc_auc  fpr@0.5  rec@0.5"]
+    for split, heads in metrics.items():
+        for head, m in heads.items():
+            lines.append(
+                f"{split:>6}  {head:>9}  {m['n']:>5.0f}  {m['positive']:>8.0f}  "
+                f"{m['roc_auc']:7.3f}  {m['fpr@0.5']:7.3f}  {m['recall@0.5']:7.3f}"
+            )
     return "\n".join(lines)

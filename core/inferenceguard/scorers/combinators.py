@@ -34,6 +34,7 @@ __all__ = [
     "RequestAwareReward",
     "RequestGate",
     "gate_id",
+    "gate_values",
 ]
 
 
@@ -89,7 +90,7 @@ class MaxCost(CostModel):
 RequestGate = Callable[[Sequence[str]], "torch.Tensor | Sequence[float]"]
 
 
-def _gate_values(gate: RequestGate, prompts: Sequence[str]) -> torch.Tensor:
+def gate_values(gate: RequestGate, prompts: Sequence[str]) -> torch.Tensor:
     """``gate`` on each distinct prompt once, spread back to `[len(prompts)]` float32.
 
     Raises:
@@ -224,7 +225,7 @@ class RequestAwareReward(RewardModel):
         Raises:
             ScorerError: the gate returned the wrong shape, or values outside `[0, 1]`.
         """
-        return _gate_values(self.request_gate, prompts)
+        return gate_values(self.request_gate, prompts)
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         """The request-aware reward of each pair, `[n]` float32."""
@@ -297,6 +298,6 @@ class RefusalRequiredCost(CostModel):
         """``h`` where the response does not decline, else 0, `[n]` float32."""
         if len(prompts) == 0:
             return torch.empty(0, dtype=torch.float32)
-        h = _gate_values(self.request_gate, prompts)
+        h = gate_values(self.request_gate, prompts)
         complies = torch.tensor([not self.declines(r) for r in responses], dtype=torch.float32)
         return h * complies
