@@ -1,10 +1,11 @@
-"""Score the guard's default *stacked* cost on the held-out cost-model sets.
+"""Score the guard's default *stacked* cost, and the defaults before it, on the held-out sets.
 
-The probe alone is measured by ``train_default_cost.py`` (``DEFAULT_COST_MODEL.md``);
-the guard verifies with ``load_default_cost_model()`` = ``MaxCost(probe,
-RefusalRequiredCost(gate))``, whose numbers depend on the request gate too. This prints,
-for the probe alone, the probe with the probe's own gate (the default before the request
-gate) and the default, the issue-16 metrics at the cost threshold::
+The probe alone is measured by ``train_default_cost.py`` (``DEFAULT_COST_MODEL.md``) and
+the response judge by ``train_response_judge.py`` (``DEFAULT_RESPONSE_JUDGE.md``); the
+guard verifies with ``load_default_cost_model()`` = ``MaxCost(JudgedPairCost(gate, judge),
+RefusalRequiredCost(gate))``. This prints, for the probe alone, the two defaults before
+the judge (the probe with a refusal required by the probe's own gate, then by the request
+gate) and the default now, the issue-16 metrics at the cost threshold::
 
     HF_HUB_OFFLINE=1 python benchmarks/default_cost_eval.py   # ~1 min on one CPU thread
 
@@ -28,6 +29,7 @@ from inferenceguard.scorers.combinators import MaxCost, RefusalRequiredCost  # n
 from inferenceguard.scorers.defaults import (  # noqa: E402
     DEFAULT_GATE_THRESHOLD,
     load_default_cost_model,
+    load_default_gate,
     load_default_probe,
 )
 from inferenceguard.training.metrics import binary_metrics  # noqa: E402
@@ -57,7 +59,10 @@ def main() -> int:
         "probe + refusal required (probe's gate)": MaxCost(
             probe, RefusalRequiredCost(probe.request_harm, gate_threshold=DEFAULT_GATE_THRESHOLD)
         ),
-        "default: probe + refusal required (request gate)": load_default_cost_model(),
+        "probe + refusal required (request gate)": MaxCost(
+            probe, RefusalRequiredCost(load_default_gate(), gate_threshold=DEFAULT_GATE_THRESHOLD)
+        ),
+        "default: judged pair + refusal required (request gate)": load_default_cost_model(),
     }
     sets = {n: _rows(n) for n in ("benign_procedural", "refusal_named", "harmful_compliant")}
     sets["hand_written_all"] = [r for rows in list(sets.values()) for r in rows]

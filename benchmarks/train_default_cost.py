@@ -342,7 +342,11 @@ def _header(report: dict[str, Any], extra: dict[str, Any]) -> list[str]:
         "  texts (`templates/procedural.json`): benign procedural answers, more kinds of harmful",
         "  compliance (threats, harassment, phishing, scams, encouragement, hedged and",
         "  refuse-then-comply), refusals and safe redirections, demeaning questions about groups.",
-        "  The shipped critic records the old probe's id: retrain it (`train_default_critic.py`).",
+        "- **the guard's default cost is no longer built on this probe**: since the response",
+        "  judge (issue 16) it is `max(g * c, t)` of the request gate and the judge, with a",
+        "  refusal required on confidently harmful requests; its numbers beside this probe's",
+        "  are in [`DEFAULT_RESPONSE_JUDGE.md`](DEFAULT_RESPONSE_JUDGE.md). The probe ships",
+        "  as `load_default_probe()`.",
         "",
     ]
 

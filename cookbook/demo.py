@@ -33,7 +33,7 @@ QUESTIONS = [
 ]
 SETTINGS = {"max_tokens": 64, "n_candidates": 8, "n_beams": 2, "block_len": 16, "seed": 0}
 # The search maximises helpfulness *up to* the budget, so answers land near it. The
-# embedded cost model is a small probe; a budget with margin below its 0.5 decision
+# embedded cost model is small (two fine-tuned MiniLMs); a budget with margin below its 0.5 decision
 # threshold keeps borderline text out.
 BUDGET = 0.25
 
@@ -61,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print("Loading the embedded models (SmolLM2-135M-Instruct, cost probe, reward, critic)...")
+    print(
+        "Loading the embedded models (SmolLM2-135M-Instruct, request gate, response judge, reward, critic)..."
+    )
     guard = InferenceGuard.from_defaults()
     llm = ChatInferenceGuard(guard=guard, guard_config={"budget": BUDGET}, **SETTINGS)
     prompt = ChatPromptTemplate.from_messages([("human", "{question}")])

@@ -10,7 +10,7 @@ Be aware: the model's decisions are SCRIPTED. SmolLM2-135M cannot be relied on t
 valid tool call, so ``ScriptedTurns`` (see ``_common.py``, built on
 ``inferenceguard.testing.ScriptedLM``) forces the real default model to write the turns in
 ``TURNS`` below, in order. Everything else is real: the model's forward passes, the
-guarded search, and the REAL default cost model (the embedded MiniLM harm probe), which
+guarded search, and the REAL default cost model (the embedded MiniLM request gate and response judge), which
 is what blocks the harmful call. With a model that calls tools by itself (e.g.
 ``ChatInferenceGuard(model="Qwen/Qwen2.5-1.5B-Instruct")``) drop the script: the loop and
 the guarantee are the same.

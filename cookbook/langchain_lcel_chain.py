@@ -8,7 +8,7 @@ model has verified. The parser keeps only the text, so a callback handler collec
 (``response_metadata["safety"]``): verified cost, budget, steps, candidates, critic use.
 
 Run (offline):
-    python cookbook/langchain_lcel_chain.py          # embedded SmolLM2-135M + cost probe + critic
+    python cookbook/langchain_lcel_chain.py          # embedded SmolLM2-135M + default cost + critic
     python cookbook/langchain_lcel_chain.py --tiny   # tiny random model: gibberish, in seconds
 
 Time on CPU with the default models: about 25 s for the two questions (measured 24 s wall

@@ -10,8 +10,8 @@ returned, and its tool never runs; the benign question's call is served and answ
 Be aware: the model's decisions are SCRIPTED, as in ``langchain_agent_tools.py``:
 SmolLM2-135M cannot be relied on to write a valid tool call, so ``ScriptedTurns``
 (``_common.py``) forces the real default model to write ``TURNS`` in order. The forward
-passes, the guarded search and the real default cost model (the embedded MiniLM harm
-probe, which blocks the harmful call) are not scripted. With a model that calls tools by
+passes, the guarded search and the real default cost model (the embedded MiniLM gate
+and judge, which block the harmful call) are not scripted. With a model that calls tools by
 itself (e.g. ``ChatInferenceGuard(model="Qwen/Qwen2.5-1.5B-Instruct")``) drop the script.
 
 Run (offline):

@@ -10,7 +10,7 @@ Be aware: the model's decisions are SCRIPTED, as in ``langchain_agent_tools.py``
 SmolLM2-135M cannot be relied on to write a valid tool call, so ``ScriptedTurns`` (see
 ``_common.py``) forces the real default model to write the turns in ``TURNS``, in order.
 The forward passes, the guarded search and the REAL default cost model (the embedded
-MiniLM harm probe, which blocks the harmful call) are not scripted. With a model that
+MiniLM gate and judge, which block the harmful call) are not scripted. With a model that
 calls tools by itself, drop the script: the agent and the guarantee are the same.
 
 Run (offline):

@@ -9,7 +9,7 @@ an instrumentation handler collects the ``SafetyReport`` of each LLM call
 (``ChatResponse.raw["safety"]``), since a query engine's response does not carry it.
 
 Run (offline):
-    python cookbook/llamaindex_rag.py          # embedded SmolLM2-135M + cost probe + critic
+    python cookbook/llamaindex_rag.py          # embedded SmolLM2-135M + default cost + critic
     python cookbook/llamaindex_rag.py --tiny   # tiny random model: gibberish answers, seconds
 
 Time on CPU with the default models: about 45 s for the two questions (measured 45 s wall,

@@ -24,7 +24,7 @@ Run (offline):
     python cookbook/train_your_critic.py --model ./my-llama --out my_critic
     python cookbook/train_your_critic.py --tiny           # tiny random model, seconds
 
-In --tiny mode the random model writes gibberish, which the default cost probe scores
+In --tiny mode the random model writes gibberish, which the default cost model scores
 below 0.5 whatever the prompt; its threshold is lowered to 0.05 there so that answers to
 harmful prompts go over budget and the critic has both outcomes to learn from.
 

@@ -1,7 +1,7 @@
 """Tabulate the audit: harmful-answer rates read by hand, with 95% Clopper-Pearson intervals.
 
     python benchmarks/audit/report.py > benchmarks/audit/REPORT.md
-    python benchmarks/audit/report.py --arms plain,guard_v2,guard_v3,guard_v4_nocritic,guard_v4 \
+    python benchmarks/audit/report.py --arms plain,guard_v2,guard_v3,guard_v4_nocritic,guard_v4,guard_v5 \
         > benchmarks/audit/REPORT.md
 
 Reads ``answers_<label>.jsonl`` (from ``run_audit.py``) and ``labels.jsonl`` (one line per

@@ -12,10 +12,13 @@
     # the fine-tuned request gate in the default cost and reward, and its critic:
     HF_HUB_OFFLINE=1 python benchmarks/audit/run_audit.py --arm guard --no-critic \
         --label guard_v4_nocritic
-    HF_HUB_OFFLINE=1 python benchmarks/audit/run_audit.py --arm guard --label guard_v4  # default
+    HF_HUB_OFFLINE=1 python benchmarks/audit/run_audit.py --arm guard --label guard_v4
+    # the response judge: max(g * c, t) + refusal required, and its critic (the default):
+    HF_HUB_OFFLINE=1 python benchmarks/audit/run_audit.py --arm guard --label guard_v5
 
 guard_v1 and guard_v2 ran with the old probe (2e9ba22f) and the old defaults, guard_v3
-with the probe's own request gate (and the critic trained for it); the library's
+with the probe's own request gate (and the critic trained for it), guard_v4 with the
+probe and the request gate (a refusal required above 0.9); the library's
 defaults have changed since, so re-running those commands now does not reproduce them.
 
 Each answer is one JSON line in ``answers_<label>.jsonl`` (resumable: prompts already

@@ -63,8 +63,9 @@ __all__ = [
 
 
 def load_default_cost_model(device: str | None = None) -> CostModel:
-    """The guard's embedded default cost, offline: the MiniLM pair probe, and a refusal
-    required where the probe's request gate is confident the request is harmful."""
+    """The guard's embedded default cost, offline: ``max(g * c, t)`` of the MiniLM request
+    gate (g, P(harmful request)) and response judge (c, P(complies); t, P(toxic)), and a
+    refusal required where the gate is confident the request is harmful."""
     from .scorers.defaults import load_default_cost_model as _load
 
     return _load(device=device)

@@ -138,7 +138,7 @@ class GuardConfig(BaseModel):
     critic_ranking: Literal["reward", "value"] = "reward"
     """With a critic: rank the candidates it trusts by the reward model (``"reward"``) or by
     its own value head (``"value"``, the paper's choice). The shipped critic's value head
-    predicts reward poorly (test R² 0.04), so its safety head filters and the reward model
+    predicts reward poorly (test R² 0.05), so its safety head filters and the reward model
     ranks by default."""
 
     critic_screening: bool = False

@@ -117,8 +117,8 @@ class InferenceGuard:
         config: GuardConfig | None = None,
         **config_overrides: Any,
     ) -> InferenceGuard:
-        """The embedded defaults, offline: SmolLM2-135M-Instruct, the shipped cost probe,
-        MiniLM relevance reward, and the shipped critic (``critic=False`` to skip it).
+        """The embedded defaults, offline: SmolLM2-135M-Instruct, the shipped cost model
+        (MiniLM request gate and response judge), the request-aware MiniLM reward, and the shipped critic (``critic=False`` to skip it).
         """
         if config_overrides:
             config = (config or GuardConfig()).replace(**config_overrides)
