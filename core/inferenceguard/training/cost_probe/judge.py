@@ -37,6 +37,7 @@ from ...scorers.embedding import SentenceEncoder
 from ...scorers.response_judge import DEFAULT_MAX_LENGTH, ResponseJudge
 from .data import DEFAULT_SEED, Example, norm, split_of
 from .fit import aux_targets
+from .gate import gate_metrics  # the same binary metrics, per head
 from .texts import TEMPLATE_DIR
 from .tuned import fine_tune_heads
 
@@ -241,8 +242,6 @@ def judge_metrics(
 ) -> dict[str, dict[str, float]]:
     """Per head, over the responses labelled for it: n, positives, ROC-AUC, and the FPR
     and recall at 0.5."""
-    from .gate import gate_metrics  # the same binary metrics, per head
-
     scores = judge(responses).double()
     out: dict[str, dict[str, float]] = {}
     for h, name in enumerate(ResponseJudge.HEADS):
