@@ -146,10 +146,8 @@ def run(args: argparse.Namespace) -> int:
     from ..training import cost_probe
 
     set_threads(args.threads)
-    if args.gate:
-        return _run_gate(args)
-    if args.judge:
-        return _run_judge(args)
+    if args.gate or args.judge:
+        return _run_tuned(args, "gate" if args.gate else "judge")
     report = cost_probe.train_default_cost(
         encoder=embedding.get_default_encoder(args.device), **train_kwargs(args)
     )
@@ -171,22 +169,27 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _run_gate(args: argparse.Namespace) -> int:
+def _run_tuned(args: argparse.Namespace, which: str) -> int:
+    """Train the request gate (``which="gate"``) or the response judge (``"judge"``)."""
     import sys
 
     from ..scorers import embedding
-    from ..training.cost_probe import gate as gate_training
+    from ..training.cost_probe import gate, judge
 
+    settings_cls, train, formatter = {
+        "gate": (gate.GateSettings, gate.train_default_gate, format_gate_metrics),
+        "judge": (judge.JudgeSettings, judge.train_default_judge, format_judge_metrics),
+    }[which]
     kwargs = train_kwargs(args)
-    settings = gate_training.GateSettings(seed=kwargs.pop("seed"))
-    result = gate_training.train_default_gate(
+    settings = settings_cls(seed=kwargs.pop("seed"))
+    result = train(
         embedding.get_default_encoder(args.device),
         settings=settings,
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
         **kwargs,
     )
-    print(format_gate_metrics(result["metrics"]))
-    print(f"saved {args.out} ({result['gate'].id})")
+    print(formatter(result["metrics"]))
+    print(f"saved {args.out} ({result[which].id})")
     return 0
 
 
@@ -200,25 +203,6 @@ def format_gate_metrics(metrics: dict[str, Any]) -> str:
             f"{m['recall@0.9']:7.3f}"
         )
     return "\n".join(lines)
-
-
-def _run_judge(args: argparse.Namespace) -> int:
-    import sys
-
-    from ..scorers import embedding
-    from ..training.cost_probe import judge as judge_training
-
-    kwargs = train_kwargs(args)
-    settings = judge_training.JudgeSettings(seed=kwargs.pop("seed"))
-    result = judge_training.train_default_judge(
-        embedding.get_default_encoder(args.device),
-        settings=settings,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True),
-        **kwargs,
-    )
-    print(format_judge_metrics(result["metrics"]))
-    print(f"saved {args.out} ({result['judge'].id})")
-    return 0
 
 
 def format_judge_metrics(metrics: dict[str, Any]) -> str:

@@ -32,10 +32,10 @@ import torch
 from ...scorers.embedding import SentenceEncoder
 from ...scorers.request_gate import DEFAULT_MAX_LENGTH, RequestHarmGate
 from ..metrics import roc_auc
-from .data import DEFAULT_SEED, Example, load_sources, norm, split_of
+from .data import Example, load_sources, norm, split_of
 from .fit import aux_targets
 from .texts import TEMPLATE_DIR
-from .tuned import fine_tune_heads
+from .tuned import TuneSettings, fine_tune_heads
 
 __all__ = [
     "GatePrompts",
@@ -50,28 +50,18 @@ GATE_TEMPLATES = TEMPLATE_DIR / "gate_prompts.json"
 
 
 @dataclass(frozen=True)
-class GateSettings:
-    """The recipe of :func:`train_request_gate` (the shipped gate uses the defaults).
+class GateSettings(TuneSettings):
+    """The recipe of :func:`train_request_gate` (the shipped gate uses the defaults): the
+    training loop's (:class:`~.tuned.TuneSettings`; its seed also draws the wrapper
+    samples) and
 
     Attributes:
-        tuned_layers: how many of the encoder's top layers are fine-tuned.
-        epochs: passes over the training requests.
-        lr: peak learning rate of the tuned layers (one-cycle schedule).
-        head_lr: peak learning rate of the logistic head.
-        batch_size: requests per step.
         wrapped_harmful: harmful training requests put into each jailbreak wrapper.
         wrapped_benign: benign training requests put into each wrapper.
-        seed: data order, dropout and the wrapper samples.
     """
 
-    tuned_layers: int = 2
-    epochs: int = 3
-    lr: float = 1e-4
-    head_lr: float = 1e-3
-    batch_size: int = 32
     wrapped_harmful: int = 12
     wrapped_benign: int = 4
-    seed: int = DEFAULT_SEED
 
 
 @dataclass
@@ -174,13 +164,8 @@ def train_request_gate(
         prompts,
         [[label] for label in labels],
         sources,
-        tuned_layers=settings.tuned_layers,
-        epochs=settings.epochs,
-        lr=settings.lr,
-        head_lr=settings.head_lr,
-        batch_size=settings.batch_size,
+        settings,
         max_length=DEFAULT_MAX_LENGTH,
-        seed=settings.seed,
         log=lambda m: log(f"gate {m}"),
     )
     return RequestHarmGate(

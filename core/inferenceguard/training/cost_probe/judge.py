@@ -35,11 +35,11 @@ import torch
 
 from ...scorers.embedding import SentenceEncoder
 from ...scorers.response_judge import DEFAULT_MAX_LENGTH, ResponseJudge
-from .data import DEFAULT_SEED, Example, norm, split_of
+from .data import Example, norm, split_of
 from .fit import aux_targets
 from .gate import gate_metrics  # the same binary metrics, per head
 from .texts import TEMPLATE_DIR
-from .tuned import fine_tune_heads
+from .tuned import TuneSettings, fine_tune_heads
 
 __all__ = [
     "JUDGE_TEMPLATES",
@@ -76,31 +76,22 @@ KIND_TARGETS: dict[str, tuple[int | None, int | None]] = {
 
 
 @dataclass(frozen=True)
-class JudgeSettings:
-    """The recipe of :func:`train_response_judge` (the shipped judge uses the defaults).
+class JudgeSettings(TuneSettings):
+    """The recipe of :func:`train_response_judge` (the shipped judge uses the defaults):
+    the training loop's (:class:`~.tuned.TuneSettings`, here with 3 tuned layers; its
+    seed also draws the per-source samples) and
 
     Attributes:
-        tuned_layers: how many of the encoder's top layers are fine-tuned.
-        epochs: passes over the training responses.
-        lr: peak learning rate of the tuned layers (one-cycle schedule).
-        head_lr: peak learning rate of the two heads.
-        batch_size: responses per step.
         per_source: at most this many responses of each probe source and split.
         length_buckets: batches are cut from runs of this many batches sorted by length
             (:func:`~.tuned.fine_tune_heads`).
         max_length: responses are truncated to this many tokens.
-        seed: the per-source samples, data order and dropout.
     """
 
     tuned_layers: int = 3
-    epochs: int = 3
-    lr: float = 1e-4
-    head_lr: float = 1e-3
-    batch_size: int = 32
     per_source: int = 120
     length_buckets: int = 16
     max_length: int = DEFAULT_MAX_LENGTH
-    seed: int = DEFAULT_SEED
 
 
 @dataclass
@@ -212,13 +203,8 @@ def train_response_judge(
         responses,
         targets,
         sources,
-        tuned_layers=settings.tuned_layers,
-        epochs=settings.epochs,
-        lr=settings.lr,
-        head_lr=settings.head_lr,
-        batch_size=settings.batch_size,
+        settings,
         max_length=settings.max_length,
-        seed=settings.seed,
         length_buckets=settings.length_buckets,
         log=lambda m: log(f"judge {m}"),
     )

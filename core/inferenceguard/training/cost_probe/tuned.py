@@ -14,6 +14,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,9 +22,31 @@ import torch.nn.functional as F
 
 from ...scorers.embedding import SentenceEncoder
 from ...scorers.tuned_encoder import pooled_features
+from .data import DEFAULT_SEED
 from .fit import sample_weights
 
-__all__ = ["fine_tune_heads"]
+__all__ = ["TuneSettings", "fine_tune_heads"]
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """The training loop's recipe, shared by the gate's and the judge's settings.
+
+    Attributes:
+        tuned_layers: how many of the encoder's top layers are fine-tuned.
+        epochs: passes over the training texts.
+        lr: peak learning rate of the tuned layers (one-cycle schedule).
+        head_lr: peak learning rate of the logistic heads.
+        batch_size: texts per step.
+        seed: dropout, head initialisation, data order (and the callers' samples).
+    """
+
+    tuned_layers: int = 2
+    epochs: int = 3
+    lr: float = 1e-4
+    head_lr: float = 1e-3
+    batch_size: int = 32
+    seed: int = DEFAULT_SEED
 
 
 def _head_weights(
@@ -68,14 +91,9 @@ def fine_tune_heads(
     texts: Sequence[str],
     targets: Sequence[Sequence[float | None]],
     sources: Sequence[str],
+    settings: TuneSettings,
     *,
-    tuned_layers: int,
-    epochs: int,
-    lr: float,
-    head_lr: float,
-    batch_size: int,
     max_length: int,
-    seed: int,
     source_power: float = 0.5,
     length_buckets: int = 0,
     log: Callable[[str], Any] = lambda _m: None,
@@ -88,10 +106,8 @@ def fine_tune_heads(
         texts: `[n]` training texts.
         targets: `[n][H]` labels in {0, 1}, ``None`` where a text has no label for a head.
         sources: `[n]` source names, for the per-source re-weighting.
-        tuned_layers, epochs, lr, head_lr, batch_size: the recipe (lr is the tuned layers'
-            peak learning rate, head_lr the heads').
+        settings: the recipe (:class:`TuneSettings`).
         max_length: texts are truncated to this many tokens.
-        seed: dropout, head initialisation and data order.
         source_power: see :func:`~.fit.sample_weights`.
         length_buckets: ``0`` draws batches at random; ``k > 0`` sorts each run of
             ``k * batch_size`` shuffled texts by length before cutting it into batches
@@ -103,11 +119,17 @@ def fine_tune_heads(
         ``(layers, heads)``: the tuned layers' parameters named as in the encoder's state
         dict, and ``(weight [d], bias [1])`` per head, all rounded to float16 as they ship.
     """
+    seed, batch_size, lr, head_lr = (
+        settings.seed,
+        settings.batch_size,
+        settings.lr,
+        settings.head_lr,
+    )
     torch.manual_seed(seed)
     model = copy.deepcopy(encoder.model).train()
     model.requires_grad_(False)
     n_layers = int(model.config.num_hidden_layers)
-    tuned = list(range(n_layers - tuned_layers, n_layers))
+    tuned = list(range(n_layers - settings.tuned_layers, n_layers))
     params = [p for i in tuned for p in model.encoder.layer[i].parameters()]
     for p in params:
         p.requires_grad_(True)
@@ -119,7 +141,7 @@ def fine_tune_heads(
     )
     weights = _head_weights(y, sources, source_power)
     known = ~torch.isnan(y)
-    steps = epochs * -(-len(texts) // batch_size)
+    steps = settings.epochs * -(-len(texts) // batch_size)
     opt = torch.optim.AdamW(
         [{"params": params, "lr": lr}, {"params": head.parameters(), "lr": head_lr}],
         weight_decay=0.01,
@@ -129,7 +151,7 @@ def fine_tune_heads(
     )
     order_rng = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
-    for epoch in range(epochs):
+    for epoch in range(settings.epochs):
         order = torch.randperm(len(texts), generator=order_rng).tolist()
         total = 0.0
         for idx in _batches(order, texts, batch_size, length_buckets, order_rng):
