@@ -13,6 +13,7 @@ import hashlib
 import json
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = [
     "SPLITS",
     "Example",
     "Sources",
+    "columns_of_split",
     "generation_plan",
     "load_eval_dir",
     "load_generated",
@@ -102,6 +104,13 @@ class Sources:
 def norm(text: str) -> str:
     """Lower case with single spaces: the key that de-duplicates and groups prompts."""
     return " ".join(text.lower().split())
+
+
+def columns_of_split(splits: Sequence[str], name: str, *columns: Sequence[Any]) -> tuple:
+    """The rows of split ``name`` of each parallel column: ``([c[i] for i where
+    splits[i] == name] for c in columns)``, in row order."""
+    idx = [i for i, s in enumerate(splits) if s == name]
+    return tuple([column[i] for i in idx] for column in columns)
 
 
 def split_of(group: str, seed: int = DEFAULT_SEED) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...evaluation.metrics import is_refusal
@@ -27,6 +27,7 @@ __all__ = [
     "build_eval_sets",
     "build_examples",
     "drop_eval_prompts",
+    "eval_prompt_keys",
     "request_phrase",
     "template_pool",
 ]
@@ -471,6 +472,12 @@ def build_eval_sets(
     return {"pku": pku, "xstest_tpl": xstest_tpl, "xstest_lm": xstest_lm, "handwritten": hw}
 
 
+def eval_prompt_keys(evals: Mapping[str, Sequence[Example]]) -> set[str]:
+    """The normalised requests (:func:`~.data.norm`) of every evaluation set: what the
+    probe, the request gate and the response judge each hold out of training."""
+    return {norm(ex.prompt) for rows in evals.values() for ex in rows}
+
+
 def drop_eval_prompts(
     examples: Sequence[Example], evals: dict[str, list[Example]]
 ) -> tuple[list[Example], int]:
@@ -480,6 +487,6 @@ def drop_eval_prompts(
     from AdvBench, HarmBench and StrongREJECT, which the probe also trains on, so without
     this the audit's answers would be scored by a probe that saw their requests.
     """
-    held_out = {norm(ex.prompt) for rows in evals.values() for ex in rows}
+    held_out = eval_prompt_keys(evals)
     kept = [ex for ex in examples if norm(ex.prompt) not in held_out]
     return kept, len(examples) - len(kept)

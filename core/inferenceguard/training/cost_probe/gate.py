@@ -32,7 +32,8 @@ import torch
 from ...scorers.embedding import SentenceEncoder
 from ...scorers.request_gate import DEFAULT_MAX_LENGTH, RequestHarmGate
 from ..metrics import roc_auc
-from .data import Example, load_sources, norm, split_of
+from .data import Example, columns_of_split, load_sources, norm, split_of
+from .examples import eval_prompt_keys
 from .fit import aux_targets
 from .texts import TEMPLATE_DIR
 from .tuned import TuneSettings, fine_tune_heads
@@ -75,12 +76,7 @@ class GatePrompts:
 
     def split(self, name: str) -> tuple[list[str], list[int], list[str]]:
         """``(prompts, labels, sources)`` of one split."""
-        idx = [i for i, s in enumerate(self.splits) if s == name]
-        return (
-            [self.prompts[i] for i in idx],
-            [self.labels[i] for i in idx],
-            [self.sources[i] for i in idx],
-        )
+        return columns_of_split(self.splits, name, self.prompts, self.labels, self.sources)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Rows per split and label."""
@@ -238,7 +234,7 @@ def train_default_gate(
     )
     extra = {k: list(v) for k, v in (eval_requests or {}).items()}
     xstest = [(p, int(label == "unsafe")) for p, _t, label in load_sources(data_dir).xstest]
-    held_out = {norm(ex.prompt) for rows in evals.values() for ex in rows if ex.prompt}
+    held_out = eval_prompt_keys(evals)
     held_out |= {norm(p) for rows in [xstest, *extra.values()] for p, _ in rows}
     data = gate_prompts(examples, held_out, settings)
     log(f"gate data: {data.counts()}")

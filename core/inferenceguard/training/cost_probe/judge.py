@@ -35,7 +35,8 @@ import torch
 
 from ...scorers.embedding import SentenceEncoder
 from ...scorers.response_judge import DEFAULT_MAX_LENGTH, ResponseJudge
-from .data import Example, norm, split_of
+from .data import Example, columns_of_split, norm, split_of
+from .examples import eval_prompt_keys
 from .fit import aux_targets
 from .gate import gate_metrics  # the same binary metrics, per head
 from .texts import TEMPLATE_DIR
@@ -105,12 +106,7 @@ class JudgeTexts:
 
     def split(self, name: str) -> tuple[list[str], list[tuple[int | None, int | None]], list[str]]:
         """``(responses, targets, sources)`` of one split."""
-        idx = [i for i, s in enumerate(self.splits) if s == name]
-        return (
-            [self.responses[i] for i in idx],
-            [self.targets[i] for i in idx],
-            [self.sources[i] for i in idx],
-        )
+        return columns_of_split(self.splits, name, self.responses, self.targets, self.sources)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Rows per split and label (``complies``/``declines``/``toxic``)."""
@@ -256,7 +252,7 @@ def judge_data(
     examples, evals, _shas = _load_examples(
         data_dir, generated_path, handwritten_path, eval_dir, settings.seed, log
     )
-    prompts = {norm(ex.prompt) for rows in evals.values() for ex in rows if ex.prompt}
+    prompts = eval_prompt_keys(evals)
     responses = {norm(ex.response) for rows in evals.values() for ex in rows}
     data = judge_texts(examples, prompts, responses, settings)
     log(f"judge data: {data.counts()}")
