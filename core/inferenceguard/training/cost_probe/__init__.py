@@ -4,6 +4,7 @@
 * :mod:`.texts`: the hand-written templates, kept as JSON in ``templates/``;
 * :mod:`.examples`: the labelled (prompt, response) pairs (:func:`build_examples`);
 * :mod:`.fit`: the logistic fits and the auxiliary heads;
+* :mod:`.near_duplicates`: screening new template texts for near-copies of held-out text;
 * :mod:`.train`: :func:`train_default_cost`, which runs it all and saves the probe.
 """
 

@@ -11,9 +11,11 @@ byte. The data are requests only, labelled harmful (1) or benign (0):
 * ``templates/gate_prompts.json``, written for the gate: benign requests with frightening
   words or sensitive topics (homonyms, idioms, harmless targets, fiction and games,
   definitions, history, self-protection, health, respectful questions about groups,
-  step-by-step everyday tasks), harmful requests of twelve kinds, and jailbreak wrappers
+  step-by-step everyday tasks), harmful requests of thirteen kinds, and jailbreak wrappers
   (role-play, "developer mode", fictional framing) put around harmful *and* benign
-  training requests, so that the wrapper alone decides nothing. Split by the same hash.
+  training requests, so that the wrapper alone decides nothing. Split by the same hash;
+  a new request within MiniLM cosine 0.8 of an evaluation request was dropped before it
+  joined the file (:mod:`.near_duplicates`, ``benchmarks/screen_new_texts.py``).
 """
 
 from __future__ import annotations
