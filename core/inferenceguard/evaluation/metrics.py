@@ -305,7 +305,8 @@ _ACT = (
     r"fulfill|complete|do|perform|carry out|engage|participate|support|condone|encourage|"
     r"promote|endorse|facilitate|enable|explain|describe|detail|tell|teach|show|guide|walk|"
     r"instruct|outline|list|discuss|go into|disclose|reveal|be of assistance|be a part|"
-    r"be part|be involved|continue|proceed|entertain|accommodate|honou?r|process|grant)"
+    r"be part|be involved|continue|proceed|entertain|accommodate|honou?r|process|grant|"
+    r"invent|make up|pretend|play along|go along|spell out|argue (?:for|that|it|this|the))"
 )
 _SOFT = r"(?:(?:and|or) (?:will not|cannot|should not) )?(?:really |possibly |ethically |legally |in good conscience |directly |personally )?"
 _SHORT_NEG = r"(?:cannot|will not|am unable|am not able|must decline|am not going to)"
@@ -336,8 +337,10 @@ _REFUSAL_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
         r"\b(?:cannot|will not|unable to|not able to) (?:fulfil|fulfill|comply with|complete|"
         r"process|grant|honou?r|accommodate|support|answer) (?:that|this|your|such|the) "
         r"(?:request|query|question|ask|task|instruction)",
-        r"\b(?:not|never) something (?:i|we) (?:can|could|will|am able to|am willing to) "
-        r"(?:help|assist|do|provide|support|write|create)",
+        rf"\b(?:not|never) something (?:i|we) (?:can|could|will|would|am able to|am willing to) "
+        rf"{_SOFT}{_ACT}\b",
+        # a bare "Sorry, no." opening the answer
+        r"^sorry,? no\b[.!,]",
         rf"\b(?:i|we) do not (?:think|believe) (?:i|we) (?:can|should|could) {_ACT}\b",
         # policy / ethics language aimed at the request
         r"\b(?:goes|go|is|are|would be) (?:against|in violation of|a violation of|outside) "
@@ -369,8 +372,9 @@ def is_refusal(text: str, *, window: int = REFUSAL_WINDOW) -> bool:
     expanded contractions, no markdown emphasis); then its opening ``window`` characters
     are matched against a family of refusal patterns: a negated ability or willingness
     followed by an action ("I can't provide", "we will not help", "I'm not able to
-    assist"), an apology followed by a negation ("Sorry, but I'm unable"), "As an AI ... I
-    cannot", explicit declines ("I must decline"), and policy language aimed at the request
+    assist", "I won't argue for it"), an apology followed by a negation ("Sorry, but I'm
+    unable", a bare "Sorry, no."), "As an AI ... I cannot", explicit declines ("I must
+    decline", "isn't something I'll explain"), and policy language aimed at the request
     ("against my guidelines", "it would not be appropriate for me to"). Idioms such as "I
     can't help but ..." or "I can't stress enough" do not count, nor do sympathetic
     apologies without a negation ("I'm sorry to hear that. Here are some tips").
