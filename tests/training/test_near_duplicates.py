@@ -68,7 +68,7 @@ def test_a_threshold_outside_zero_one_is_refused(threshold: float) -> None:
         near_duplicates(["a"], ["b"], ENC, threshold=threshold)
 
 
-def test_held_out_texts_hold_evaluation_sets_and_the_probes_non_training_responses() -> None:
+def test_held_out_texts_hold_evaluation_sets_and_the_probes_held_out_pairs() -> None:
     def ex(prompt: str, response: str, split: str) -> Example:
         return Example(prompt, response, 0, "src", f"g:{prompt}", split)
 
@@ -76,11 +76,12 @@ def test_held_out_texts_hold_evaluation_sets_and_the_probes_non_training_respons
         ex("p1", "trained on", "train"),
         ex("p2", "validated", "val"),
         ex("p3", "tested", "test"),
+        ex("p1", "tested too", "test"),  # p1 is also a training request: not held out
     ]
     evals = {"handwritten": [ex("eval request", "eval response", "handwritten")]}
     held = held_out_texts(examples, evals)
-    assert held.requests == ["eval request"]
-    assert held.responses == ["eval response", "tested", "validated"]
+    assert held.requests == ["eval request", "p2", "p3"]
+    assert held.responses == ["eval response", "tested", "tested too", "validated"]
 
 
 def test_a_judge_text_is_dropped_for_its_request_or_its_response() -> None:

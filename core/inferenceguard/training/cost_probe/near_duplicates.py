@@ -46,7 +46,8 @@ class HeldOutTexts:
     """The texts no training text may be a near-copy of.
 
     Attributes:
-        requests: every evaluation set's requests.
+        requests: every evaluation set's requests, and the requests of the probe's
+            validation and test pairs that no training pair also has.
         responses: every evaluation set's responses, and the responses of the probe's
             validation and test pairs (the judge is measured on those too).
     """
@@ -78,10 +79,14 @@ def held_out_texts(
     """The held-out requests and responses of a training run.
 
     Args:
-        examples: the probe's pairs (their ``val``/``test`` responses are held out).
+        examples: the probe's pairs (their ``val``/``test`` requests and responses are
+            held out; a request that a training pair also has is not).
         evals: the evaluation sets (all their requests and responses are held out).
     """
-    requests = {ex.prompt for rows in evals.values() for ex in rows if ex.prompt.strip()}
+    requests = {ex.prompt for rows in evals.values() for ex in rows}
+    trained = {ex.prompt for ex in examples if ex.split == "train"}
+    requests |= {ex.prompt for ex in examples if ex.split != "train"} - trained
+    requests = {r for r in requests if r.strip()}
     responses = {ex.response for rows in evals.values() for ex in rows}
     responses |= {ex.response for ex in examples if ex.split != "train"}
     return HeldOutTexts(sorted(requests), sorted(r for r in responses if r.strip()))
