@@ -17,10 +17,13 @@ dangerous or illegal act; or not, 0), either of which may be unknown:
   cooking, coding, games and first aid), and compliant harmful answers (threats,
   harassment, stereotypes, phishing and scams, encouragement of dangerous acts, vague
   how-tos, hedged, role-played and refuse-then-comply answers), safe advice on risky
-  personal choices beside answers that urge them on, whole and cut off as in generation.
+  personal choices beside answers that urge them on, supportive answers that use insulting
+  words without insulting anyone, and neutral statements about groups of people, whole and
+  cut off as in generation.
   Split by the hash of the response; a text whose request or response is in an
-  evaluation set is dropped (and, when the texts were written, every text whose MiniLM
-  embedding was within cosine 0.8 of an evaluation request or response).
+  evaluation set is dropped here, and a new text within MiniLM cosine 0.8 of one was
+  dropped before it joined the file (:mod:`.near_duplicates`,
+  ``benchmarks/screen_new_texts.py``).
 """
 
 from __future__ import annotations
