@@ -31,7 +31,7 @@ import torch  # noqa: E402
 
 from inferenceguard._io import atomic_write_text  # noqa: E402
 from inferenceguard.scorers.embedding import get_default_encoder  # noqa: E402
-from inferenceguard.training.cost_probe.data import norm  # noqa: E402
+from inferenceguard.training.cost_probe.data import DEFAULT_SEED, norm  # noqa: E402
 from inferenceguard.training.cost_probe.gate import GATE_TEMPLATES  # noqa: E402
 from inferenceguard.training.cost_probe.judge import JUDGE_TEMPLATES, KIND_TARGETS  # noqa: E402
 from inferenceguard.training.cost_probe.near_duplicates import (  # noqa: E402
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         DATA / "smollm2_responses.jsonl",
         DATA / "handwritten_eval.jsonl",
         DATA / "cost_eval",
-        0,
+        DEFAULT_SEED,  # the trainers' seed: it decides which probe pairs are val/test
         lambda _m: None,
     )
     held_out = held_out_texts(examples, evals)
