@@ -132,6 +132,16 @@ def near_duplicates(
     return out
 
 
+def _screen(
+    texts: Sequence[str], references: Sequence[str], field: str, encoder: _Encoder, threshold: float
+) -> list[NearDuplicate]:
+    """:func:`near_duplicates` of ``texts`` as :class:`NearDuplicate` rows for ``field``."""
+    return [
+        NearDuplicate(i, field, cos, references[j])
+        for i, j, cos in near_duplicates(texts, references, encoder, threshold=threshold)
+    ]
+
+
 def screen_gate_prompts(
     items: Sequence[Mapping[str, Any]],
     held_out: HeldOutTexts,
@@ -142,10 +152,7 @@ def screen_gate_prompts(
     """The new request-gate texts (``{"prompt": ...}`` items) to drop: those within
     ``threshold`` of a held-out request."""
     prompts = [str(item["prompt"]) for item in items]
-    return [
-        NearDuplicate(i, "request", cos, held_out.requests[j])
-        for i, j, cos in near_duplicates(prompts, held_out.requests, encoder, threshold=threshold)
-    ]
+    return _screen(prompts, held_out.requests, "request", encoder, threshold)
 
 
 def screen_judge_texts(
@@ -161,8 +168,8 @@ def screen_judge_texts(
     requests = [str(item["request"]) for item in items]
     responses = [str(item["response"]) for item in items]
     found: dict[int, NearDuplicate] = {}
-    for i, j, cos in near_duplicates(requests, held_out.requests, encoder, threshold=threshold):
-        found[i] = NearDuplicate(i, "request", cos, held_out.requests[j])
-    for i, j, cos in near_duplicates(responses, held_out.responses, encoder, threshold=threshold):
-        found.setdefault(i, NearDuplicate(i, "response", cos, held_out.responses[j]))
+    for near in _screen(requests, held_out.requests, "request", encoder, threshold):
+        found[near.index] = near
+    for near in _screen(responses, held_out.responses, "response", encoder, threshold):
+        found.setdefault(near.index, near)
     return [found[i] for i in sorted(found)]
